@@ -1,0 +1,152 @@
+"""Softmax along one dim: y[m, n] = exp(x[m, n] - max_n x[m, :]) / sum_n exp(x[m, n] - max_n x[m, :]).
+
+Rows are addressed as x[m1, n, m2] through strides (outer dims, the softmax dim, inner dims), so any dim of a
+contiguous tensor works without a transpose. Rows that fit one tile take one pass; longer rows use an online
+max/sum pass followed by a normalising pass. Math in fp32 (fp64 for fp64); ``half_to_float`` writes fp32.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import runtime
+from ..registry import implement
+from . import elementwise as ew
+
+FLOAT = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+_DEFAULT = {"BLOCK_M": 4, "BLOCK_N": 1024}
+_MAX_TILE = 16384
+
+
+@triton.jit
+def _softmax_kernel(x_ptr, y_ptr, M, M2, N, sx1, sx2, sxn, sy1, sy2, syn,
+                    ACC: tl.constexpr, ONE_PASS: tl.constexpr, LOG: tl.constexpr,
+                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    pid = tl.program_id(0)
+    rows = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    row_mask = rows < M
+    xb = (rows // M2) * sx1 + (rows % M2) * sx2
+    yb = (rows // M2) * sy1 + (rows % M2) * sy2
+    cols0 = tl.arange(0, BLOCK_N).to(tl.int64)
+    if ONE_PASS:
+        mask = row_mask[:, None] & (cols0 < N)[None, :]
+        x = tl.load(x_ptr + xb[:, None] + cols0[None, :] * sxn, mask=mask, other=-float("inf")).to(ACC)
+        m = tl.max(x, axis=1)
+        # fully masked (padding) rows would give -inf - -inf = nan: shift by 0 there instead
+        m = tl.where(m == -float("inf"), 0.0, m)
+        e = tl.exp(x - m[:, None])
+        s = tl.sum(e, axis=1)
+        if LOG:
+            y = x - m[:, None] - tl.log(s)[:, None]
+        else:
+            y = e / s[:, None]
+        tl.store(y_ptr + yb[:, None] + cols0[None, :] * syn, y.to(y_ptr.dtype.element_ty), mask=mask)
+    else:
+        m = tl.full([BLOCK_M], -float("inf"), ACC)
+        s = tl.zeros([BLOCK_M], ACC)
+        for start in range(0, N, BLOCK_N):
+            cols = start + cols0
+            mask = row_mask[:, None] & (cols < N)[None, :]
+            x = tl.load(x_ptr + xb[:, None] + cols[None, :] * sxn, mask=mask, other=-float("inf")).to(ACC)
+            m_new = tl.maximum(m, tl.max(x, axis=1))
+            m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)
+            s = s * tl.exp(m - m_safe) + tl.sum(tl.exp(x - m_safe[:, None]), axis=1)
+            m = m_new
+        m = tl.where(m == -float("inf"), 0.0, m)
+        for start in range(0, N, BLOCK_N):
+            cols = start + cols0
+            mask = row_mask[:, None] & (cols < N)[None, :]
+            x = tl.load(x_ptr + xb[:, None] + cols[None, :] * sxn, mask=mask, other=-float("inf")).to(ACC)
+            if LOG:
+                y = x - m[:, None] - tl.log(s)[:, None]
+            else:
+                y = tl.exp(x - m[:, None]) / s[:, None]
+            tl.store(y_ptr + yb[:, None] + cols[None, :] * syn, y.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+def _rows(t: torch.Tensor, dim: int):
+    """(M, M2, s1, s2, sn) describing t as [m1, n, m2] rows, or None if the outer/inner dims do not merge."""
+    def merge(sizes, strides):
+        pairs = [(s, st) for s, st in zip(sizes, strides) if s != 1]
+        merged = []
+        for s, st in pairs:
+            if merged and merged[-1][1] == st * s:
+                merged[-1] = (merged[-1][0] * s, st)
+            else:
+                merged.append((s, st))
+        return merged
+    outer = merge(t.shape[:dim], t.stride()[:dim])
+    inner = merge(t.shape[dim + 1:], t.stride()[dim + 1:])
+    if len(outer) > 1 or len(inner) > 1:
+        return None
+    m1, s1 = outer[0] if outer else (1, 0)
+    m2, s2 = inner[0] if inner else (1, 0)
+    return m1 * m2, m2, s1, s2, t.stride(dim) if t.dim() else 0
+
+
+def softmax_into(x: torch.Tensor, dim: int, y: torch.Tensor, log: bool = False) -> torch.Tensor:
+    if x.numel() == 0:
+        return y
+    dim = dim % max(x.dim(), 1) if x.dim() else 0
+    N = x.size(dim) if x.dim() else 1
+    xr = _rows(x, dim) if x.dim() else (1, 1, 0, 0, 0)
+    if xr is None:
+        x = x.contiguous()
+        xr = _rows(x, dim)
+    yt = y if (y.dim() == 0 or _rows(y, dim) is not None) else torch.empty_like(y, memory_format=torch.contiguous_format)
+    yr = _rows(yt, dim) if yt.dim() else (1, 1, 0, 0, 0)
+    M, M2, sx1, sx2, sxn = xr
+    _, _, sy1, sy2, syn = yr
+    acc = torch.float64 if x.dtype is torch.float64 else torch.float32
+    cfg = runtime.config("softmax", _DEFAULT)
+    one_pass = N <= cfg["BLOCK_N"] * (4 if runtime.interpreting() else 1)
+    block_n = triton.next_power_of_2(N) if one_pass else cfg["BLOCK_N"]
+    block_m = cfg["BLOCK_M"]
+    if runtime.interpreting():
+        block_m = max(1, min(triton.next_power_of_2(M), max(block_m, _MAX_TILE // block_n)))
+    elif one_pass:
+        block_m = max(1, min(block_m, 8192 // block_n))
+    grid = (triton.cdiv(M, block_m),)
+    with runtime.device_guard(x):
+        _softmax_kernel[grid](x, yt, M, M2, N, sx1, sx2, sxn, sy1, sy2, syn,
+                              ACC=ew.tl_dtype(acc), ONE_PASS=one_pass, LOG=log,
+                              BLOCK_M=block_m, BLOCK_N=block_n,
+                              **{k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")})
+    if yt is not y:
+        y.copy_(yt)
+    return y
+
+
+def _out_dtype(x, half_to_float):
+    return torch.float32 if (half_to_float and x.dtype in (torch.float16, torch.bfloat16)) else x.dtype
+
+
+def _supports(x, dim, half_to_float, *, out=None):
+    if half_to_float and x.dtype not in (torch.float16, torch.bfloat16):
+        return "half_to_float on a non-half input"  # torch raises: let it
+    if out is not None and (out.dtype != _out_dtype(x, half_to_float) or tuple(out.shape) != tuple(x.shape)):
+        return "out dtype/shape"
+    return None
+
+
+@implement("aten::_softmax.default", kind="triton", dtypes=FLOAT, supports=_supports)
+def softmax(x, dim, half_to_float):
+    y = torch.empty_like(x, dtype=_out_dtype(x, half_to_float), memory_format=torch.contiguous_format)
+    return softmax_into(x, dim, y)
+
+
+@implement("aten::_softmax.out", kind="triton", dtypes=FLOAT, supports=_supports)
+def softmax_out(x, dim, half_to_float, *, out):
+    return softmax_into(x, dim, out)
+
+
+@implement("aten::_log_softmax.default", kind="triton", dtypes=FLOAT, supports=_supports)
+def log_softmax(x, dim, half_to_float):
+    y = torch.empty_like(x, dtype=_out_dtype(x, half_to_float), memory_format=torch.contiguous_format)
+    return softmax_into(x, dim, y, log=True)
+
+
+@implement("aten::_log_softmax.out", kind="triton", dtypes=FLOAT, supports=_supports)
+def log_softmax_out(x, dim, half_to_float, *, out):
+    return softmax_into(x, dim, out, log=True)

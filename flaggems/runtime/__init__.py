@@ -1,0 +1,50 @@
+"""Runtime helpers shared by the kernels: interpreter state, device guards, launch configs, tuning."""
+from __future__ import annotations
+
+import contextlib
+import functools
+
+from .interpreter import install_fixup, interpreter_requested  # noqa: F401
+
+
+def interpreting() -> bool:
+    """True when Triton kernels run through the interpreter (the cpu vendor)."""
+    return interpreter_requested()
+
+
+def device_guard(tensor):
+    """Make ``tensor``'s device current for a launch (no-op for CPU / interpreter)."""
+    dev = tensor.device
+    if dev.type == "cpu" or dev.index is None:
+        return contextlib.nullcontext()
+    import torch
+
+    mod = getattr(torch, dev.type, None)
+    if mod is not None and hasattr(mod, "device"):
+        return mod.device(dev.index)
+    return contextlib.nullcontext()
+
+
+@functools.lru_cache(maxsize=None)
+def device_name() -> str:
+    from .. import vendor
+
+    v = vendor()
+    if v.device_type == "cpu":
+        import platform
+
+        return f"cpu-{platform.machine()}"
+    import torch
+
+    mod = getattr(torch, v.device_type, None)
+    try:
+        return mod.get_device_name()
+    except Exception:
+        return v.device_type
+
+
+def config(kernel: str, default: dict) -> dict:
+    """The first tuned config the vendor declares for ``kernel``, else ``default`` (no timing)."""
+    from .autotune import candidates
+
+    return candidates(kernel, [default])[0]

@@ -1,0 +1,122 @@
+"""Config selection for Triton kernels: vendor data first, tuning only where it pays.
+
+Candidate configs come from the active vendor's tuned-config file (``flaggems/vendors/configs/<vendor>.json``)
+or the kernel's own defaults. With one candidate there is nothing to tune. With several, the choice for a
+bucketed shape key is read from the persistent :class:`TuneCache`; on a miss the candidates are timed once
+(GPU: ``triton.testing.do_bench`` median; interpreter/CPU: a wall-clock median) and the winner is stored.
+``FLAGGEMS_AUTOTUNE=0`` disables timing (first candidate); under the interpreter timing is off unless
+``FLAGGEMS_AUTOTUNE=1`` because every run costs seconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from .config_cache import TuneCache
+
+_MEM: Dict[tuple, Dict[str, Any]] = {}
+_LOCK = threading.Lock()
+_CACHE: Optional[TuneCache] = None
+
+
+def bucket(n: int) -> int:
+    """Shape bucket for tuning keys: next power of two (so shapes never become per-size keys)."""
+    n = int(n)
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+def candidates(kernel: str, default: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    from .. import vendor
+
+    configs = vendor().configs().get(kernel)
+    return [dict(c) for c in (configs if configs else default)]
+
+
+def _tune_cache() -> TuneCache:
+    global _CACHE
+    if _CACHE is None:
+        import triton
+
+        from .. import vendor
+        from . import device_name
+
+        _CACHE = TuneCache.for_device(vendor().name, device_name(), triton.__version__)
+    return _CACHE
+
+
+def tuning_enabled() -> bool:
+    from . import interpreting
+
+    flag = os.environ.get("FLAGGEMS_AUTOTUNE")
+    if flag is not None:
+        return flag not in ("0", "false", "False", "")
+    return not interpreting()
+
+
+def cpu_bench(fn: Callable[[], Any], warmup: int = 1, rep: int = 5) -> float:
+    """Median wall-clock milliseconds of ``fn`` (used under the interpreter and for CPU kernels)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(max(1, rep)):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench(fn: Callable[[], Any]) -> float:
+    from . import interpreting
+
+    if interpreting():
+        return cpu_bench(fn)
+    import triton.testing
+
+    return float(triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median"))
+
+
+def choose(kernel: str, key: Sequence, configs: Sequence[Dict[str, Any]],
+           run: Callable[[Dict[str, Any]], Any], *, persist: bool = True,
+           timer: Optional[Callable[[Callable[[], Any]], float]] = None) -> Dict[str, Any]:
+    """The config to launch ``kernel`` with for this key; ``run(config)`` launches it once."""
+    if len(configs) == 1:
+        return configs[0]
+    skey = json.dumps(list(key), default=str)
+    mkey = (kernel, skey)
+    hit = _MEM.get(mkey)
+    if hit is not None:
+        return hit
+    cache = _tune_cache() if persist else None
+    stored = cache.get(kernel, skey) if cache is not None else None
+    if stored is not None and stored in configs:
+        _MEM[mkey] = stored
+        return stored
+    if not tuning_enabled():
+        return configs[0]
+    timer = timer or bench
+    best, best_ms = None, float("inf")
+    for cfg in configs:
+        try:
+            ms = timer(lambda cfg=cfg: run(cfg))
+        except Exception:  # a config the device cannot compile (shared memory, registers) is skipped
+            continue
+        if ms < best_ms:
+            best, best_ms = cfg, ms
+    if best is None:
+        raise RuntimeError(f"autotune {kernel}: every candidate config failed for key {skey}")
+    with _LOCK:
+        _MEM[mkey] = best
+    if cache is not None:
+        cache.put(kernel, skey, best)
+    return best
+
+
+def split_launch_options(config: Dict[str, Any]):
+    """(constexpr kwargs, launch kwargs) from one config dict."""
+    meta = {k: v for k, v in config.items() if k not in ("num_warps", "num_stages", "num_ctas")}
+    opts = {k: v for k, v in config.items() if k in ("num_warps", "num_stages")}
+    return meta, opts
