@@ -1,2 +1,2 @@
 """ATen op implementations. Importing this package declares them in the registry (after vendor selection)."""
-from . import mm, pointwise_ops, reduction, softmax  # noqa: F401
+from . import copy, mm, pointwise_more, pointwise_ops, reduce_more, reduction, softmax  # noqa: F401

@@ -138,6 +138,17 @@ def install_fixup() -> None:
             return cpp.store(ptrs.data, np.ascontiguousarray(data).view(_raw(data.dtype)), mask.data)
         return orig_store(self, ptrs, value, mask, cache_policy)
 
+    # tl.dot_scaled decodes fp8 operands with integer bit masks on the raw bytes: hand it the bytes
+    orig_mxfp = getattr(interp, "_mxfp_value_handle_to_float32", None)
+    if orig_mxfp is not None:
+        def _mxfp_value_handle_to_float32(value_handle):
+            data = value_handle.data
+            if data.dtype.type in patched_types and data.dtype.itemsize == 1:
+                value_handle = TensorHandle(np.ascontiguousarray(data).view(np.uint8), value_handle.dtype)
+            return orig_mxfp(value_handle)
+
+        interp._mxfp_value_handle_to_float32 = _mxfp_value_handle_to_float32
+
     orig_call = interp.GridExecutor.__call__
 
     def grid_call(self, *args, **kwargs):

@@ -1,0 +1,305 @@
+"""Copies, casts and fills on the pointwise engine: dst[i] = convert(src[i]) and dst[i] = value.
+
+copy_ broadcasts src to dst's shape and converts straight to dst's dtype (one rounding, e4m3fn saturating
+like torch), writing dst through its strides; _to_copy / clone allocate like torch (preserve layout) and copy;
+fill_ / zero_ and the factories (full, zeros, ones, *_like, new_*) write a constant. Cross-device copies,
+complex, and dtypes Triton cannot address (float8_e8m0fnu, float4_e2m1fn_x2) stay native.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ..registry import FP8_DTYPES, implement
+from . import elementwise as ew
+from .pointwise_more import _identity
+
+_NOT_KERNEL = {getattr(torch, n) for n in ("float8_e8m0fnu", "float4_e2m1fn_x2") if hasattr(torch, n)}
+FP8 = frozenset(FP8_DTYPES - _NOT_KERNEL)
+COPYABLE = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.uint8,
+                      torch.int16, torch.int32, torch.int64, torch.bool}) | FP8
+
+
+@triton.jit
+def _id(a, b, c, p0):
+    return a
+
+
+def _plain_layout(t: torch.Tensor) -> bool:
+    return t.layout == torch.strided and not t.is_complex() and not t.is_quantized
+
+
+def _copy_supports(dst, src, non_blocking=False):
+    if not isinstance(src, torch.Tensor):
+        return "non-tensor source"
+    if src.device != dst.device:
+        return "cross-device copy"
+    if dst.dtype not in COPYABLE or src.dtype not in COPYABLE:
+        return f"dtype {src.dtype}->{dst.dtype}"
+    if not (_plain_layout(dst) and _plain_layout(src)):
+        return "layout"
+    try:
+        torch.broadcast_shapes(src.shape, dst.shape)
+    except RuntimeError:
+        return "shape"
+    if torch.broadcast_shapes(src.shape, dst.shape) != dst.shape:
+        return "shape"
+    if src.is_neg() or src.is_conj():
+        return "lazy neg/conj view"
+    return ew.out_ok(dst, dst.shape, (src,))
+
+
+def copy_into(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    # compute in dst's dtype: the load converts once, straight from src's dtype (no double rounding)
+    return ew.launch(_id, [src], dst, dst.dtype)
+
+
+@implement("aten::copy_.default", kind="triton", dtypes=COPYABLE, supports=_copy_supports)
+def copy_(dst, src, non_blocking=False):
+    if dst.numel() == 0 or (dst.data_ptr() == src.data_ptr() and dst.dtype == src.dtype
+                            and dst.stride() == src.stride() and dst.shape == src.shape):
+        return dst
+    return copy_into(dst, src)
+
+
+def _to_copy_supports(x, *, dtype=None, layout=None, device=None, pin_memory=None, non_blocking=False,
+                      memory_format=None):
+    if device is not None and torch.device(device) != x.device:
+        return "device change"
+    if layout not in (None, torch.strided) or pin_memory:
+        return "layout / pinned memory"
+    dt = dtype or x.dtype
+    if dt not in COPYABLE or x.dtype not in COPYABLE:
+        return f"dtype {x.dtype}->{dt}"
+    if not _plain_layout(x) or x.is_neg() or x.is_conj():
+        return "layout"
+    return None
+
+
+def _empty_like(x, dtype, memory_format):
+    mf = memory_format if memory_format is not None else torch.preserve_format
+    return torch.empty_like(x, dtype=dtype, memory_format=mf)
+
+
+@implement("aten::_to_copy.default", kind="triton", dtypes=COPYABLE, supports=_to_copy_supports)
+def _to_copy(x, *, dtype=None, layout=None, device=None, pin_memory=None, non_blocking=False, memory_format=None):
+    out = _empty_like(x, dtype or x.dtype, memory_format)
+    return copy_into(out, x) if x.numel() else out
+
+
+def _clone_supports(x, *, memory_format=None):
+    if x.dtype not in COPYABLE or not _plain_layout(x) or x.is_neg() or x.is_conj():
+        return f"dtype/layout {x.dtype}"
+    return None
+
+
+@implement("aten::clone.default", kind="triton", dtypes=COPYABLE, supports=_clone_supports)
+def clone(x, *, memory_format=None):
+    out = _empty_like(x, x.dtype, memory_format)
+    return copy_into(out, x) if x.numel() else out
+
+
+# ---- fills ---------------------------------------------------------------------------------------------------
+def _fill_value(value, dtype):
+    if isinstance(value, torch.Tensor):
+        value = value.item()  # fill_.Tensor takes a 0-dim tensor; reading it is what torch does too
+    if dtype is torch.bool:
+        return bool(value)
+    if dtype.is_floating_point:
+        return float(value)
+    return int(value)
+
+
+def fill(out: torch.Tensor, value) -> torch.Tensor:
+    if out.numel() == 0:
+        return out
+    v = _fill_value(value, out.dtype)
+    if out.dtype in FP8 or out.dtype is torch.bool:
+        compute = torch.float32 if out.dtype in FP8 else torch.bool
+    else:
+        compute = out.dtype
+    return ew.launch(_identity, [ew.as_operand(v, compute, out.device)], out, compute)
+
+
+def _fill_supports(x, value):
+    if x.dtype not in COPYABLE or not _plain_layout(x):
+        return f"dtype {x.dtype}"
+    if isinstance(value, complex) or (isinstance(value, torch.Tensor) and (value.dim() != 0 or value.is_complex())):
+        return "value type"
+    if isinstance(value, torch.Tensor) and value.device != x.device and value.device.type != "cpu":
+        return "value device"
+    return ew.out_ok(x, x.shape)
+
+
+@implement(["aten::fill_.Scalar", "aten::fill_.Tensor"], kind="triton", dtypes=COPYABLE, supports=_fill_supports)
+def fill_(x, value):
+    return fill(x, value)
+
+
+@implement("aten::zero_.default", kind="triton", dtypes=COPYABLE, supports=lambda x: _fill_supports(x, 0))
+def zero_(x):
+    return fill(x, 0)
+
+
+def _factory_dtype(value, dtype):
+    if dtype is not None:
+        return dtype
+    if isinstance(value, bool):
+        return torch.bool
+    if isinstance(value, int):
+        return torch.int64
+    if isinstance(value, float):
+        return torch.get_default_dtype()
+    return None
+
+
+def _factory_supports(size, fill_value=0, *, dtype=None, layout=None, device=None, pin_memory=None, **kw):
+    dt = _factory_dtype(fill_value, dtype)
+    if dt not in COPYABLE:
+        return f"dtype {dt}"
+    if layout not in (None, torch.strided) or pin_memory:
+        return "layout / pinned memory"
+    return None
+
+
+@implement("aten::full.default", kind="triton", dtypes=COPYABLE, supports=_factory_supports)
+def full(size, fill_value, *, dtype=None, layout=None, device=None, pin_memory=None):
+    out = torch.empty(size, dtype=_factory_dtype(fill_value, dtype), device=device)
+    return fill(out, fill_value)
+
+
+def _zeros_ones_supports(size, *, dtype=None, layout=None, device=None, pin_memory=None):
+    return _factory_supports(size, 0.0, dtype=dtype, layout=layout, device=device, pin_memory=pin_memory)
+
+
+@implement("aten::zeros.default", kind="triton", dtypes=COPYABLE, supports=_zeros_ones_supports)
+def zeros(size, *, dtype=None, layout=None, device=None, pin_memory=None):
+    return fill(torch.empty(size, dtype=dtype or torch.get_default_dtype(), device=device), 0)
+
+
+@implement("aten::ones.default", kind="triton", dtypes=COPYABLE, supports=_zeros_ones_supports)
+def ones(size, *, dtype=None, layout=None, device=None, pin_memory=None):
+    return fill(torch.empty(size, dtype=dtype or torch.get_default_dtype(), device=device), 1)
+
+
+def _like_supports(x, *args, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    dt = dtype or x.dtype
+    if dt not in COPYABLE or (device is not None and torch.device(device) != x.device):
+        return f"dtype/device {dt}"
+    if layout not in (None, torch.strided) or pin_memory or not _plain_layout(x):
+        return "layout"
+    if args and (isinstance(args[0], complex) or (isinstance(args[0], torch.Tensor))):
+        return "value type"
+    return None
+
+
+def _like(x, value, dtype, memory_format):
+    out = _empty_like(x, dtype or x.dtype, memory_format)
+    return fill(out, value)
+
+
+@implement("aten::full_like.default", kind="triton", dtypes=COPYABLE, supports=_like_supports)
+def full_like(x, fill_value, *, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    return _like(x, fill_value, dtype, memory_format)
+
+
+@implement("aten::zeros_like.default", kind="triton", dtypes=COPYABLE, supports=_like_supports)
+def zeros_like(x, *, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    return _like(x, 0, dtype, memory_format)
+
+
+@implement("aten::ones_like.default", kind="triton", dtypes=COPYABLE, supports=_like_supports)
+def ones_like(x, *, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    return _like(x, 1, dtype, memory_format)
+
+
+def _new_supports(x, size, *args, dtype=None, layout=None, device=None, pin_memory=None):
+    dt = dtype or x.dtype
+    if dt not in COPYABLE or (device is not None and torch.device(device) != x.device):
+        return f"dtype/device {dt}"
+    if layout not in (None, torch.strided) or pin_memory:
+        return "layout"
+    if args and isinstance(args[0], complex):
+        return "value type"
+    return None
+
+
+def _new(x, size, value, dtype):
+    out = torch.empty(size, dtype=dtype or x.dtype, device=x.device)
+    return fill(out, value)
+
+
+@implement("aten::new_full.default", kind="triton", dtypes=COPYABLE, supports=_new_supports)
+def new_full(x, size, fill_value, *, dtype=None, layout=None, device=None, pin_memory=None):
+    return _new(x, size, fill_value, dtype)
+
+
+@implement("aten::new_zeros.default", kind="triton", dtypes=COPYABLE, supports=_new_supports)
+def new_zeros(x, size, *, dtype=None, layout=None, device=None, pin_memory=None):
+    return _new(x, size, 0, dtype)
+
+
+@implement("aten::new_ones.default", kind="triton", dtypes=COPYABLE, supports=_new_supports)
+def new_ones(x, size, *, dtype=None, layout=None, device=None, pin_memory=None):
+    return _new(x, size, 1, dtype)
+
+
+# ---- arange: out[i] = start + i * step ---------------------------------------------------------------------------
+@triton.jit
+def _arange_kernel(out_ptr, start, step, bounds_ptr, n, FLOAT: tl.constexpr, BLOCK: tl.constexpr):
+    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    if FLOAT:
+        # computed in fp64 like torch's CPU kernel (start/step read from a fp64 buffer: Triton would type a
+        # Python float argument as fp32), rounded once to the output dtype
+        v = tl.load(bounds_ptr) + idx.to(tl.float64) * tl.load(bounds_ptr + 1)
+    else:
+        v = start + idx * step
+    tl.store(out_ptr + idx, v.to(out_ptr.dtype.element_ty), mask=idx < n)
+
+
+_ARANGE_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.uint8,
+                            torch.int16, torch.int32, torch.int64})
+
+
+def _arange_args(args):
+    if len(args) == 1:
+        return 0, args[0], 1
+    if len(args) == 2:
+        return args[0], args[1], 1
+    return args[0], args[1], args[2]
+
+
+def _arange_supports(*args, dtype=None, layout=None, device=None, pin_memory=None):
+    if any(not ew.is_number(a) or isinstance(a, (complex, bool)) for a in args):
+        return "argument type"
+    if layout not in (None, torch.strided) or pin_memory:
+        return "layout"
+    start, end, step = _arange_args(args)
+    dt = dtype or (torch.get_default_dtype() if any(isinstance(a, float) for a in args) else torch.int64)
+    if dt not in _ARANGE_DTYPES:
+        return f"dtype {dt}"
+    if step == 0 or (end - start) / step < 0 or not all(math.isfinite(float(a)) for a in args):
+        return "invalid range"  # torch raises the proper error
+    if not dt.is_floating_point and any(isinstance(a, float) for a in args):
+        return "float bounds with an integer dtype"
+    return None
+
+
+@implement(["aten::arange.default", "aten::arange.start", "aten::arange.start_step"], kind="triton",
+           dtypes=_ARANGE_DTYPES, supports=_arange_supports)
+def arange(*args, dtype=None, layout=None, device=None, pin_memory=None):
+    start, end, step = _arange_args(args)
+    any_float = any(isinstance(a, float) for a in args)
+    dt = dtype or (torch.get_default_dtype() if any_float else torch.int64)
+    n = int(math.ceil((end - start) / step)) if any_float else -((start - end) // step)
+    out = torch.empty(max(n, 0), dtype=dt, device=device)
+    if n > 0:
+        block = min(4096, triton.next_power_of_2(n))
+        is_float = dt.is_floating_point
+        bounds = torch.tensor([float(start), float(step)], dtype=torch.float64, device=device) if is_float else out
+        _arange_kernel[(triton.cdiv(n, block),)](out, 0 if is_float else int(start), 0 if is_float else int(step),
+                                                 bounds, n, FLOAT=is_float, BLOCK=block)
+    return out
