@@ -27,6 +27,10 @@ _TL = {
     torch.float64: tl.float64, torch.int8: tl.int8, torch.uint8: tl.uint8, torch.int16: tl.int16,
     torch.int32: tl.int32, torch.int64: tl.int64, torch.bool: tl.int1,
 }
+for _t, _l in (("float8_e4m3fn", "float8e4nv"), ("float8_e5m2", "float8e5"), ("float8_e4m3fnuz", "float8e4b8"),
+               ("float8_e5m2fnuz", "float8e5b16")):
+    if hasattr(torch, _t) and hasattr(tl, _l):
+        _TL[getattr(torch, _t)] = getattr(tl, _l)
 
 
 def tl_dtype(dt: torch.dtype):
@@ -52,6 +56,17 @@ def _offsets(idx, s0, s1, s2, s3, d1, d2, d3, CONTIG: tl.constexpr):
 
 
 @triton.jit
+def cvt(x, DST: tl.constexpr):
+    """x.to(DST), routing fp8 <-> integer/bool through fp32 (Triton has no direct cast; torch goes via float)."""
+    if x.dtype.is_fp8() and not DST.is_floating():
+        return x.to(tl.float32).to(DST)
+    elif DST.is_fp8() and not x.dtype.is_floating():
+        return x.to(tl.float32).to(DST)
+    else:
+        return x.to(DST)
+
+
+@triton.jit
 def pointwise_kernel(
     out_ptr, a_ptr, b_ptr, c_ptr, a_val, b_val, c_val, p0,
     so0, so1, so2, so3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3, sc0, sc1, sc2, sc3,
@@ -68,22 +83,22 @@ def pointwise_kernel(
     if A_SCALAR:
         a = tl.full([BLOCK], a_val, COMPUTE)
     else:
-        a = tl.load(a_ptr + _offsets(idx, sa0, sa1, sa2, sa3, d1, d2, d3, A_CONTIG), mask=mask).to(COMPUTE)
+        a = cvt(tl.load(a_ptr + _offsets(idx, sa0, sa1, sa2, sa3, d1, d2, d3, A_CONTIG), mask=mask), COMPUTE)
     b = a
     if N_IN >= 2:
         if B_SCALAR:
             b = tl.full([BLOCK], b_val, COMPUTE)
         else:
-            b = tl.load(b_ptr + _offsets(idx, sb0, sb1, sb2, sb3, d1, d2, d3, B_CONTIG), mask=mask).to(COMPUTE)
+            b = cvt(tl.load(b_ptr + _offsets(idx, sb0, sb1, sb2, sb3, d1, d2, d3, B_CONTIG), mask=mask), COMPUTE)
     c = a
     if N_IN >= 3:
         if C_SCALAR:
             c = tl.full([BLOCK], c_val, COMPUTE)
         else:
-            c = tl.load(c_ptr + _offsets(idx, sc0, sc1, sc2, sc3, d1, d2, d3, C_CONTIG), mask=mask).to(COMPUTE)
+            c = cvt(tl.load(c_ptr + _offsets(idx, sc0, sc1, sc2, sc3, d1, d2, d3, C_CONTIG), mask=mask), COMPUTE)
     r = OP(a, b, c, p0)
     o = _offsets(idx, so0, so1, so2, so3, d1, d2, d3, O_CONTIG)
-    tl.store(out_ptr + o, r.to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(out_ptr + o, cvt(r, out_ptr.dtype.element_ty), mask=mask)
 
 
 def _coalesce(shape: Sequence[int], strides_list: Sequence[Sequence[int]]):

@@ -212,6 +212,16 @@ def _identity(a, b, c, p0):
 
 
 @triton.jit
+def _rsqrt_pow(a, b, c, p0):
+    return 1.0 / (tl.sqrt_rn(a) if a.dtype == tl.float32 else tl.sqrt(a))
+
+
+@triton.jit
+def _inv_square(a, b, c, p0):
+    return 1.0 / (a * a)
+
+
+@triton.jit
 def _pow_general(a, b, c, p0):
     # b holds the exponent as a scalar operand, c its parity flag (1.0 for odd integers)
     mag = tl.exp2(b * tl.log2(tl.abs(a)))
@@ -219,6 +229,9 @@ def _pow_general(a, b, c, p0):
     neg = a < 0
     r = tl.where(neg & (c != 0), -mag, mag)
     r = tl.where(neg & (~is_int), float("nan"), r)
+    # C pow: (-inf)^e is +-inf for e > 0 and +-0 for e < 0, the sign set by odd integer e
+    sgn = tl.where(c != 0, -1.0, 1.0)
+    r = tl.where(a == -float("inf"), tl.where(b > 0, sgn * float("inf"), sgn * 0.0), r)
     return tl.where(b == 0, 1.0, r)
 
 
@@ -268,7 +281,7 @@ def _run_into(op, operands, compute, out_dtype, shape=None, out=None, p0=0.0, li
     return ew.launch(op, ops, out, compute, p0)
 
 
-def _binary_family(names, op, *, dtypes, result, compute=None, commutes_out=True):
+def _binary_family(names, op, *, dtypes, result, compute=None, extra=None):
     """Register functional / out / in-place overloads of a two-operand op.
 
     ``result(a, b)`` gives the output dtype; ``compute(a, b)`` the dtype operands are compared/combined in.
@@ -287,6 +300,10 @@ def _binary_family(names, op, *, dtypes, result, compute=None, commutes_out=True
             return "type promotion"
         if rt not in ALL or ct not in ALL:
             return f"result dtype {rt}"
+        if extra is not None:
+            r = extra(a, b)
+            if r:
+                return r
         if out is not None:
             if out.dtype != rt and not torch.can_cast(rt, out.dtype):
                 return "out dtype"
@@ -356,10 +373,6 @@ _binary_family({"functional": ["aten::minimum.default"], "out": ["aten::minimum.
                dtypes=NUMERIC, result=_result_dtype)
 
 
-def _fdiv_compute(a, b):
-    return ew.compute_dtype(_result_dtype(a, b))
-
-
 def _fdiv_supports_extra(a, b, **kw):
     rt = _result_dtype(a, b)
     if not rt.is_floating_point:
@@ -372,17 +385,7 @@ def _fdiv_supports_extra(a, b, **kw):
 _binary_family({"functional": ["aten::floor_divide.default", "aten::floor_divide.Scalar"],
                 "out": ["aten::floor_divide.out"],
                 "inplace": ["aten::floor_divide_.Tensor", "aten::floor_divide_.Scalar"]},
-               _floor_divide, dtypes=NUMERIC, result=_result_dtype)
-for _q in ("aten::floor_divide.default", "aten::floor_divide.Scalar", "aten::floor_divide.out",
-           "aten::floor_divide_.Tensor", "aten::floor_divide_.Scalar"):
-    from ..registry import entries as _entries
-
-    for _impl in _entries()[_q].impls:
-        _base = _impl.supports
-
-        def _sup(*args, _base=_base, **kw):
-            return _base(*args, **kw) or _fdiv_supports_extra(args[0], args[1])
-        object.__setattr__(_impl, "supports", _sup)
+               _floor_divide, dtypes=NUMERIC, result=_result_dtype, extra=_fdiv_supports_extra)
 
 
 # ---- unary ---------------------------------------------------------------------------------------------------
@@ -480,7 +483,7 @@ def _pow_dtype(x, e):
 
 
 def _pow_supports(x, e, *, out=None):
-    if not ew.is_number(e) or isinstance(e, (complex, bool)):
+    if not ew.is_number(e) or isinstance(e, (complex, bool)) or not math.isfinite(e):
         return "exponent type"
     rt = _pow_dtype(x, e)
     if rt not in FLOAT:
@@ -494,7 +497,9 @@ def _pow_supports(x, e, *, out=None):
 def _pow(x, e, out=None):
     rt = _pow_dtype(x, e)
     ct = ew.compute_dtype(rt)
-    special = {2: _square, 3: _cube, 1: _identity, 0.5: _sqrt, -1: _reciprocal}
+    # torch special-cases these exponents (e.g. +-0.5 are sqrt / rsqrt, so (-0.0) ** -0.5 is -inf)
+    special = {2: _square, 3: _cube, 1: _identity, 0.5: _sqrt, -0.5: _rsqrt_pow, -1: _reciprocal,
+               -2: _inv_square}
     if e in special and not isinstance(e, bool):
         return _run_into(special[e], [x], ct, rt, out=out)
     if e == 0:
@@ -605,5 +610,3 @@ def clamp_max_(x, max):
     _clamp(x, None, max, inplace=True)
     return x
 
-
-del math

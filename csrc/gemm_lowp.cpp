@@ -1,0 +1,114 @@
+// fp8_gemm / fp4_gemm: C[M,N] = A[M,K] . B[N,K]^T with DeepSeek-V4 block scales (deepseek-v4.md §4).
+//
+//   fp8_gemm: A e4m3 [M,K], a_s [M, ceil(K/128)]; B e4m3 [N,K], b_s [ceil(N/128), ceil(K/128)]
+//             C = sum_kb (A_kb . B_kb^T) * a_s[m,kb] * b_s[n/128,kb]
+//   fp4_gemm: A e4m3 [M,K], a_s [M, K/128];     B e2m1 packed [N, K/2] (low nibble = element 2j),
+//             b_s [N, K/32]; C = sum_kb32 (A_kb . B_kb^T) * a_s[m, kb/4] * b_s[n, kb]
+// Scales are fp32 or E8M0 bytes (2^(b-127), 255 = NaN).
+//
+// The scales are folded into the operands while they are decoded: A is decoded once to fp32 times
+// a_s, and each B tile is decoded (LUT / F16C, never the whole weight) times its b_s into a small
+// per-thread panel. With power-of-two (E8M0) scales this is exactly the spec's per-block
+// "P = A_k B_k^T in fp32, then C += P * a_s * b_s" up to the order of the fp32 additions; with fp32
+// scales it differs by fp32 rounding only. Accumulation is fp32 throughout.
+//
+// Parallel over N (panels of NP rows), weight streaming for decode shapes (M = 1..16):
+// each weight byte is read once and decoded once per M block of up to MB rows.
+#include "simd.h"
+
+namespace fg {
+namespace {
+
+struct LowpArgs {
+  int64_t M, N, K;
+  const uint8_t* a; const void* a_s; int a_s_e8m0;
+  const uint8_t* b; const void* b_s; int b_s_e8m0;
+  void* out; int out_dt;
+  int64_t KBa;     // number of scale columns in a_s (per 128 of K)
+  int64_t KBb;     // number of scale columns in b_s (fp8: per 128, fp4: per 32)
+  int64_t Kp;      // padded K (multiple of 32) of the decoded A
+  float* Af;       // decoded A [M, Kp]
+  bool fp4;
+  int nthreads;
+};
+
+static inline float scale_at(const void* s, int e8m0, int64_t i) {
+  return e8m0 ? e8m0_to_f32(static_cast<const uint8_t*>(s)[i]) : static_cast<const float*>(s)[i];
+}
+
+}  // namespace
+}  // namespace fg
+
+#define FG_ISA_BODY "gemm_lowp_body.h"
+#include "isa_expand.h"
+
+namespace fg {
+namespace {
+
+// A decode: Af[m, :] = e4m3(a[m, :]) * a_s[m, k/128], zero padded to Kp; fp4 mode stores each
+// 32-block de-interleaved (even elements, then odd) to match the fp4 B panel layout.
+static void decode_a(const LowpArgs& g, int64_t m0, int64_t m1) {
+  const float* lut = fp8_lut().v;
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint8_t* ar = g.a + m * g.K;
+    float* d = g.Af + m * g.Kp;
+    if (!g.fp4) {
+      for (int64_t k0 = 0; k0 < g.K; k0 += 128) {
+        const float s = scale_at(g.a_s, g.a_s_e8m0, m * g.KBa + k0 / 128);
+        const int64_t ke = std::min(g.K, k0 + 128);
+        for (int64_t k = k0; k < ke; ++k) d[k] = lut[ar[k]] * s;
+      }
+      for (int64_t k = g.K; k < g.Kp; ++k) d[k] = 0.f;
+    } else {
+      for (int64_t k0 = 0; k0 < g.K; k0 += 32) {
+        const float s = scale_at(g.a_s, g.a_s_e8m0, m * g.KBa + k0 / 128);
+        const int64_t half = std::min<int64_t>(16, (g.K - k0) / 2);
+        for (int64_t i = 0; i < 16; ++i) {
+          d[k0 + i] = i < half ? lut[ar[k0 + 2 * i]] * s : 0.f;
+          d[k0 + 16 + i] = i < half ? lut[ar[k0 + 2 * i + 1]] * s : 0.f;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void lowp_gemm(bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t a_s, int a_s_e8m0,
+               uintptr_t b, uintptr_t b_s, int b_s_e8m0, uintptr_t out, int out_dt, int nthreads) {
+  if (M <= 0 || N <= 0) return;
+  LowpArgs g;
+  g.M = M; g.N = N; g.K = K;
+  g.a = reinterpret_cast<const uint8_t*>(a); g.a_s = reinterpret_cast<const void*>(a_s);
+  g.a_s_e8m0 = a_s_e8m0;
+  g.b = reinterpret_cast<const uint8_t*>(b); g.b_s = reinterpret_cast<const void*>(b_s);
+  g.b_s_e8m0 = b_s_e8m0;
+  g.out = reinterpret_cast<void*>(out); g.out_dt = out_dt;
+  g.fp4 = fp4;
+  g.KBa = (K + 127) / 128;
+  g.KBb = fp4 ? (K + 31) / 32 : (K + 127) / 128;
+  g.Kp = (K + 31) / 32 * 32;
+  g.nthreads = nthreads;
+  if (K == 0) {
+    for (int64_t i = 0; i < M * N; ++i) {
+      if (out_dt == F32) store_from_f32<F32>(g.out, i, 0.f);
+      else if (out_dt == BF16) store_from_f32<BF16>(g.out, i, 0.f);
+      else store_from_f32<F16>(g.out, i, 0.f);
+    }
+    return;
+  }
+  std::vector<float> Af(size_t(M * g.Kp));
+  g.Af = Af.data();
+  parallel_for(M, std::max<int64_t>(1, 65536 / std::max<int64_t>(K, 1)), nthreads,
+               [&](int64_t m0, int64_t m1) { decode_a(g, m0, m1); });
+  // N split in units of 16 rows (fp8 b_s rows are per 128 but any split is fine)
+  const int64_t unit = 16;
+  const int64_t units = (N + unit - 1) / unit;
+  // enough work per thread: at least ~256K multiply-adds
+  const int64_t grain = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, M * K * unit));
+  parallel_for(units, grain, nthreads, [&](int64_t u0, int64_t u1) {
+    FG_DISPATCH(lowp_rows, (&g, u0 * unit, std::min(N, u1 * unit)));
+  });
+}
+
+}  // namespace fg

@@ -1,0 +1,37 @@
+// flaggems._C: pybind11 bindings of the C++ CPU kernels. Tensors cross as data pointers
+// (tensor.data_ptr()) plus sizes; flaggems/cpp/*.py checks sizes, strides, dtypes and contiguity
+// before every call. The GIL is released during compute; thread counts come from Python
+// (torch.get_num_threads()).
+#include <pybind11/pybind11.h>
+#include "common.h"
+
+namespace py = pybind11;
+using gil_release = py::call_guard<py::gil_scoped_release>;
+
+namespace fg {
+void set_isa_cap(int cap);
+void lowp_gemm(bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t a_s, int a_s_e8m0,
+               uintptr_t b, uintptr_t b_s, int b_s_e8m0, uintptr_t out, int out_dt, int nthreads);
+void register_quant(py::module_& m);
+void register_attn(py::module_& m);
+void register_moe(py::module_& m);
+void register_misc(py::module_& m);
+void register_grouped(py::module_& m);
+}  // namespace fg
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "flaggems C++ CPU kernels";
+  m.def("isa", [] { return std::string(fg::isa_name(fg::cpu_isa())); }, "SIMD path in use");
+  m.def("set_isa_cap", &fg::set_isa_cap, "cap the SIMD path (0 generic, 1 avx2, 2 avx512, -1 auto)");
+#if defined(_OPENMP)
+  m.attr("openmp") = true;
+#else
+  m.attr("openmp") = false;
+#endif
+  m.def("lowp_gemm", &fg::lowp_gemm, gil_release(), "fp8_gemm / fp4_gemm (see gemm_lowp.cpp)");
+  fg::register_quant(m);
+  fg::register_attn(m);
+  fg::register_moe(m);
+  fg::register_misc(m);
+  fg::register_grouped(m);
+}

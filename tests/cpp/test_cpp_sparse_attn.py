@@ -1,0 +1,63 @@
+"""sparse_attn: C++ (every SIMD path) and Triton against the fp64 reference, with -1 anywhere, all-invalid rows."""
+import pytest
+import torch
+
+from flaggems.cpp import sparse_attn_cpp
+from flaggems.deepseek.sparse_attn import sparse_attn_ref
+from flaggems.testing import assert_close
+
+from .conftest import KINDS, run_op
+
+
+def make(b, m, h, d, n, K, dtype, seed=0, idx_dtype=torch.int32, p_invalid=0.3):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(b, m, h, d, generator=g).to(dtype)
+    kv = torch.randn(b, n, d, generator=g).to(dtype)
+    sink = torch.randn(h, generator=g)
+    idx = torch.randint(0, n, (b, m, K), generator=g)
+    idx[torch.rand(b, m, K, generator=g) < p_invalid] = -1
+    idx[0, 0, :] = -1                                  # an all-invalid row -> zeros
+    if K > 64:
+        idx[-1, -1, :64] = -1                          # first 64 invalid, the rest valid
+    return q, kv, sink, idx.to(idx_dtype)
+
+
+def _tol(dtype, d):
+    return dict(dtype=dtype, reduce_len=1) if dtype != torch.float32 else dict(dtype=dtype, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 4, 64, 50, 20), (2, 3, 5, 72, 40, 70), (1, 2, 16, 512, 300, 130)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_sparse_attn_cpp(isa, shape, dtype):
+    q, kv, sink, idx = make(*shape, dtype)
+    out = sparse_attn_cpp(q, kv, sink, idx, shape[3] ** -0.5)
+    assert_close(out, sparse_attn_ref(q, kv, sink, idx, shape[3] ** -0.5), **_tol(dtype, shape[3]))
+    assert torch.all(out[0, 0] == 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("idx_dtype", [torch.int32, torch.int64])
+def test_sparse_attn_kinds(kind, idx_dtype):
+    q, kv, sink, idx = make(2, 2, 4, 64, 80, 96, torch.bfloat16, seed=1, idx_dtype=idx_dtype)
+    out = run_op("sparse_attn", kind, q, kv, sink, idx, 0.125)
+    assert_close(out, sparse_attn_ref(q, kv, sink, idx, 0.125), torch.bfloat16)
+    assert torch.all(out[0, 0] == 0)
+
+
+def test_sparse_attn_strided_and_sink_extremes():
+    q, kv, sink, idx = make(2, 3, 4, 64, 40, 33, torch.bfloat16, seed=2)
+    cache = torch.randn(2, 60, 64).to(torch.bfloat16)
+    cache[:, 10:50] = kv
+    kv_view = cache[:, 10:50]                           # a slice of a bigger cache (row stride kept)
+    qs = torch.randn(2, 3, 8, 64).to(torch.bfloat16)[:, :, ::2]   # strided heads
+    for s in (sink, torch.full((4,), -float("inf")), torch.full((4,), 60.0)):
+        out = sparse_attn_cpp(qs, kv_view, s, idx, 0.125)
+        assert_close(out, sparse_attn_ref(qs, kv, s, idx, 0.125), torch.bfloat16)
+        assert not torch.isnan(out).any()
+
+
+def test_sparse_attn_all_invalid_and_empty():
+    q, kv, sink, idx = make(1, 2, 4, 64, 10, 8, torch.float32, seed=3)
+    idx.fill_(-1)
+    assert torch.all(sparse_attn_cpp(q, kv, sink, idx, 0.1) == 0)
+    assert sparse_attn_cpp(q[:, :0], kv, sink, idx[:, :0], 0.1).shape == (1, 0, 4, 64)
