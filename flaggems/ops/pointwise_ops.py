@@ -128,7 +128,7 @@ def _run(op, operands, rt, out=None, p0=0.0):
     return ew.launch(op, ops, out, compute, p0)
 
 
-def _supports_binary(true_div=False, inplace=False, with_out=False):
+def _supports_binary(true_div=False, inplace=False, with_out=False, bool_ok=False):
     def supports(a, b, *rest, **kw):
         for x in (a, b):
             if not isinstance(x, torch.Tensor) and not ew.is_number(x):
@@ -137,25 +137,26 @@ def _supports_binary(true_div=False, inplace=False, with_out=False):
             rt = _result_dtype(a, b, true_div=true_div)
         except Exception:
             return "type promotion"
-        if rt not in NUMERIC:
+        if rt not in NUMERIC and not (rt is torch.bool and bool_ok):
             return f"result dtype {rt}"
         alpha = kw.get("alpha", rest[0] if rest and not isinstance(rest[0], torch.Tensor) else 1)
         if isinstance(alpha, (complex, torch.Tensor)):
             return "alpha type"
         if inplace:
-            if not torch.can_cast(rt, a.dtype) or a.dtype not in NUMERIC:
+            if not torch.can_cast(rt, a.dtype) or a.dtype not in NUMERIC | ({torch.bool} if bool_ok else set()):
                 return "in-place result dtype"
             return ew.out_ok(a, torch.broadcast_shapes(a.shape, ew.shape_of(b)), (b,))
         if with_out:
             out = kw.get("out")
-            if out is None or out.dtype not in NUMERIC or not torch.can_cast(rt, out.dtype):
+            if out is None or out.dtype not in NUMERIC | ({torch.bool} if bool_ok else set()) \
+                    or not torch.can_cast(rt, out.dtype):
                 return "out dtype"
             return ew.out_ok(out, torch.broadcast_shapes(ew.shape_of(a), ew.shape_of(b)), (a, b))
         return None
     return supports
 
 
-def _make_binary(base, op, op_alpha1=None, true_div=False, has_alpha=False):
+def _make_binary(base, op, op_alpha1=None, true_div=False, has_alpha=False, bool_ok=False):
     def functional(a, b, alpha=1):
         rt = _result_dtype(a, b, true_div=true_div)
         fn = op_alpha1 if (op_alpha1 is not None and alpha == 1) else op
@@ -174,17 +175,19 @@ def _make_binary(base, op, op_alpha1=None, true_div=False, has_alpha=False):
         _run(fn, [a, b], rt, out=a, p0=float(alpha) if has_alpha else 0.0)
         return a
 
+    # bool operands are fine when promotion leaves bool (mul only: bool*bool is logical and) or lifts them
+    dts = NUMERIC | {torch.bool}
     names_f = [f"aten::{base}.Tensor", f"aten::{base}.Scalar"]
-    implement(names_f, kind="triton", dtypes=NUMERIC, supports=_supports_binary(true_div))(functional)
-    implement([f"aten::{base}.out"], kind="triton", dtypes=NUMERIC,
-              supports=_supports_binary(true_div, with_out=True))(out_variant)
-    implement([f"aten::{base}_.Tensor", f"aten::{base}_.Scalar"], kind="triton", dtypes=NUMERIC,
-              supports=_supports_binary(true_div, inplace=True))(inplace)
+    implement(names_f, kind="triton", dtypes=dts, supports=_supports_binary(true_div, bool_ok=bool_ok))(functional)
+    implement([f"aten::{base}.out"], kind="triton", dtypes=dts,
+              supports=_supports_binary(true_div, with_out=True, bool_ok=bool_ok))(out_variant)
+    implement([f"aten::{base}_.Tensor", f"aten::{base}_.Scalar"], kind="triton", dtypes=dts,
+              supports=_supports_binary(true_div, inplace=True, bool_ok=bool_ok))(inplace)
 
 
 _make_binary("add", _add, _add1, has_alpha=True)
 _make_binary("sub", _sub, _sub1, has_alpha=True)
-_make_binary("mul", _mul)
+_make_binary("mul", _mul, bool_ok=True)
 _make_binary("div", _div, true_div=True)
 
 

@@ -157,11 +157,39 @@ def install_fixup() -> None:
             return orig_call(self, *args, **kwargs)
 
     interp.GridExecutor.__call__ = grid_call
+    _speed_up_lang_patching(interp, tl)
     interp._get_np_dtype = _get_np_dtype
     interp._convert_float = _convert_float
     builder.create_masked_load = create_masked_load
     builder.create_masked_store = create_masked_store
     _INSTALLED = True
+
+
+def _speed_up_lang_patching(interp, tl) -> None:
+    """Cache the builtin members the interpreter re-patches on every (nested) jit call.
+
+    Stock ``_patch_builtin`` runs ``inspect.getmembers`` over ``triton.language`` each time a jit function is
+    entered: 30-40% of a small launch. The member list never changes, and a member already patched by an
+    enclosing call is skipped exactly as before (a patched member is a lambda, not a builtin). Speed only:
+    if the hook is missing, nothing is patched.
+    """
+    import inspect
+
+    orig = getattr(interp, "_patch_builtin", None)
+    patch_attr = getattr(interp, "_patch_attr", None)
+    if orig is None or patch_attr is None:
+        return
+    cache = {}
+
+    def _patch_builtin(pkg, builder, scope):
+        hit = cache.get(id(pkg))
+        if hit is None or hit[0] is not pkg:
+            hit = cache[id(pkg)] = (pkg, [(n, m) for n, m in inspect.getmembers(pkg) if tl.core.is_builtin(m)])
+        for name, member in hit[1]:
+            if getattr(pkg, name, None) is member:
+                patch_attr(pkg, name, member, builder, scope)
+
+    interp._patch_builtin = _patch_builtin
 
 
 def fixup_installed() -> bool:
