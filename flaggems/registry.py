@@ -594,7 +594,7 @@ def apply(include=None, exclude=None) -> Config:
     natives = {}
     try:
         for q in aten:
-            natives[q] = torch.library.get_kernel(q.replace(".default", ""), key)
+            natives[q] = _native_kernel(q, key)
         with warnings.catch_warnings():
             # torch warns once that we override a registered kernel: that is the point of enable()
             warnings.filterwarnings("ignore", message="Warning only once for all operators")
@@ -609,6 +609,30 @@ def apply(include=None, exclude=None) -> Config:
     _PATCH_LIB = lib
     _CONFIG = Config(inc, exclude, tuple(aten))
     return _CONFIG
+
+
+# Ops torch declares but has no kernel for at some dispatch keys (e.g. _scaled_grouped_mm on CPU) may still be
+# served by flaggems there; inputs we do not support then raise torch's own "could not run" error.
+MISSING_NATIVE_OK = True
+
+
+class _MissingNative:
+    def __init__(self, qualname: str, key: str):
+        self.qualname, self.key = qualname, key
+
+    def call_boxed(self, keyset, *args, **kwargs):
+        raise NotImplementedError(
+            f"Could not run '{self.qualname}' with arguments from the '{self.key}' backend: torch has no "
+            f"{self.key} kernel for it and flaggems' implementations do not support these inputs")
+
+
+def _native_kernel(q: str, key: str):
+    try:
+        return torch.library.get_kernel(q.replace(".default", ""), key)
+    except RuntimeError as e:
+        if "no kernel" not in str(e):
+            raise
+        return _MissingNative(q, key)
 
 
 def remove() -> None:

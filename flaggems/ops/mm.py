@@ -190,3 +190,172 @@ def addmm_out(bias, a, b, *, beta=1, alpha=1, out):
         return out.copy_(tmp)
     _addmm(bias, a, b, beta, alpha, out)
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the rest of the dense family: what matmul / einsum / linear reach at the device key besides mm/bmm/addmm
+# (matmul 2-D x 1-D -> mv, 1-D x 1-D -> dot; baddbmm / addbmm / addmv from user code and backward formulas)
+
+def _scalars_ok(alpha, beta):
+    if isinstance(alpha, complex) or isinstance(beta, complex):
+        return "complex scalars"
+    return None
+
+
+def _supports_mv(a, v, *, out=None):
+    if a.dim() != 2 or v.dim() != 1 or a.dtype != v.dtype:
+        return "mv takes a 2-D matrix and a 1-D vector of one dtype"
+    if a.shape[1] != v.shape[0]:
+        return "shape mismatch"
+    if out is not None and (out.dtype != a.dtype or tuple(out.shape) != (a.shape[0],)):
+        return "out dtype/shape"
+    return None
+
+
+def _mv(a, v, out):
+    _launch(a.unsqueeze(0), v.view(1, -1, 1), out.view(1, -1, 1))
+    return out
+
+
+@implement("aten::mv.default", kind="triton", dtypes=FLOAT, supports=_supports_mv)
+def mv(a, v):
+    return _mv(a, v, torch.empty((a.shape[0],), dtype=a.dtype, device=a.device))
+
+
+@implement("aten::mv.out", kind="triton", dtypes=FLOAT, supports=_supports_mv)
+def mv_out(a, v, *, out):
+    return _mv(a, v, out)
+
+
+def _supports_dot(x, y, *, out=None):
+    if x.dim() != 1 or y.dim() != 1 or x.dtype != y.dtype:
+        return "dot takes two 1-D tensors of one dtype"
+    if x.shape[0] != y.shape[0]:
+        return "size mismatch"
+    if out is not None and (out.dtype != x.dtype or out.dim() != 0):
+        return "out dtype/shape"
+    return None
+
+
+def _dot(x, y, out):
+    _launch(x.view(1, 1, -1), y.view(1, -1, 1), out.view(1, 1, 1))
+    return out
+
+
+@implement(["aten::dot.default", "aten::vdot.default"], kind="triton", dtypes=FLOAT, supports=_supports_dot)
+def dot(x, y):
+    return _dot(x, y, torch.empty((), dtype=x.dtype, device=x.device))
+
+
+@implement(["aten::dot.out", "aten::vdot.out"], kind="triton", dtypes=FLOAT, supports=_supports_dot)
+def dot_out(x, y, *, out):
+    return _dot(x, y, out)
+
+
+def _supports_addmv(bias, a, v, *, beta=1, alpha=1, out=None):
+    r = _supports_mv(a, v) or _scalars_ok(alpha, beta)
+    if r:
+        return r
+    if bias.dtype != a.dtype or bias.dim() > 1:
+        return "bias dtype/rank"
+    if bias.dim() == 1 and bias.shape[0] not in (1, a.shape[0]):
+        return "bias shape"
+    if out is not None and (out.dtype != a.dtype or tuple(out.shape) != (a.shape[0],)):
+        return "out dtype/shape"
+    return None
+
+
+def _addmv(bias, a, v, beta, alpha, out):
+    M = a.shape[0]
+    _launch(a.unsqueeze(0), v.view(1, -1, 1), out.view(1, M, 1), bias.expand(M).view(1, M, 1),
+            alpha=alpha, beta=beta)
+    return out
+
+
+@implement("aten::addmv.default", kind="triton", dtypes=FLOAT, supports=_supports_addmv)
+def addmv(bias, a, v, *, beta=1, alpha=1):
+    return _addmv(bias, a, v, beta, alpha, torch.empty((a.shape[0],), dtype=a.dtype, device=a.device))
+
+
+@implement("aten::addmv.out", kind="triton", dtypes=FLOAT, supports=_supports_addmv)
+def addmv_out(bias, a, v, *, beta=1, alpha=1, out):
+    if beta != 0 and out.data_ptr() == bias.data_ptr():
+        tmp = torch.empty_like(out)
+        return out.copy_(_addmv(bias, a, v, beta, alpha, tmp))
+    return _addmv(bias, a, v, beta, alpha, out)
+
+
+def _supports_baddbmm(bias, b1, b2, *, beta=1, alpha=1, out=None):
+    r = _supports_bmm(b1, b2) or _scalars_ok(alpha, beta)
+    if r:
+        return r
+    shape = (b1.shape[0], b1.shape[1], b2.shape[2])
+    if bias.dtype != b1.dtype or bias.dim() > 3:
+        return "bias dtype/rank"
+    try:
+        if torch.broadcast_shapes(bias.shape, shape) != shape:
+            return "bias shape"
+    except RuntimeError:
+        return "bias shape"
+    if out is not None and (out.dtype != b1.dtype or tuple(out.shape) != shape):
+        return "out dtype/shape"
+    return None
+
+
+def _baddbmm(bias, b1, b2, beta, alpha, out):
+    return _launch(b1, b2, out, bias.expand(out.shape), alpha=alpha, beta=beta)
+
+
+@implement("aten::baddbmm.default", kind="triton", dtypes=FLOAT, supports=_supports_baddbmm)
+def baddbmm(bias, b1, b2, *, beta=1, alpha=1):
+    out = torch.empty((b1.shape[0], b1.shape[1], b2.shape[2]), dtype=b1.dtype, device=b1.device)
+    return _baddbmm(bias, b1, b2, beta, alpha, out)
+
+
+@implement("aten::baddbmm.out", kind="triton", dtypes=FLOAT, supports=_supports_baddbmm)
+def baddbmm_out(bias, b1, b2, *, beta=1, alpha=1, out):
+    if beta != 0 and out.data_ptr() == bias.data_ptr():
+        tmp = torch.empty_like(out)
+        return out.copy_(_baddbmm(bias, b1, b2, beta, alpha, tmp))
+    return _baddbmm(bias, b1, b2, beta, alpha, out)
+
+
+def _supports_addbmm(bias, b1, b2, *, beta=1, alpha=1, out=None):
+    r = _supports_bmm(b1, b2) or _scalars_ok(alpha, beta)
+    if r:
+        return r
+    shape = (b1.shape[1], b2.shape[2])
+    if bias.dtype != b1.dtype or bias.dim() > 2:
+        return "bias dtype/rank"
+    try:
+        if torch.broadcast_shapes(bias.shape, shape) != shape:
+            return "bias shape"
+    except RuntimeError:
+        return "bias shape"
+    if out is not None and (out.dtype != b1.dtype or tuple(out.shape) != shape):
+        return "out dtype/shape"
+    return None
+
+
+def _addbmm(bias, b1, b2, beta, alpha, out):
+    # sum_b b1[b] @ b2[b] is one GEMM over the concatenated contraction dim [M, B*K] x [B*K, N]
+    B, M, K = b1.shape
+    a = b1.permute(1, 0, 2).reshape(M, B * K)
+    b = b2.reshape(B * K, b2.shape[2])
+    _launch(a.unsqueeze(0), b.unsqueeze(0), out.unsqueeze(0), bias.expand(out.shape).unsqueeze(0),
+            alpha=alpha, beta=beta)
+    return out
+
+
+@implement("aten::addbmm.default", kind="triton", dtypes=FLOAT, supports=_supports_addbmm)
+def addbmm(bias, b1, b2, *, beta=1, alpha=1):
+    out = torch.empty((b1.shape[1], b2.shape[2]), dtype=b1.dtype, device=b1.device)
+    return _addbmm(bias, b1, b2, beta, alpha, out)
+
+
+@implement("aten::addbmm.out", kind="triton", dtypes=FLOAT, supports=_supports_addbmm)
+def addbmm_out(bias, b1, b2, *, beta=1, alpha=1, out):
+    if beta != 0 and out.data_ptr() == bias.data_ptr():
+        tmp = torch.empty_like(out)
+        return out.copy_(_addbmm(bias, b1, b2, beta, alpha, tmp))
+    return _addbmm(bias, b1, b2, beta, alpha, out)
