@@ -17,7 +17,7 @@ import triton.language as tl
 from .. import runtime
 from ..registry import implement
 from . import elementwise as ew
-from .reduction import _MAX_TILE, _merge, _norm_dims
+from .reduction import _MAX_TILE, _norm_dims, rows_view
 
 FLOAT = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 INT = frozenset({torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64})
@@ -99,25 +99,6 @@ def _bool_kernel(x_ptr, o_ptr, M, M2, N, s1, s2, sn, IS_ANY: tl.constexpr,
     tl.store(o_ptr + rows, res.to(o_ptr.dtype.element_ty), mask=row_mask)
 
 
-def _geometry(x, dims):
-    nd = x.dim()
-    kept = [d for d in range(nd) if d not in dims]
-    M = 1
-    for d in kept:
-        M *= x.size(d)
-    N = 1
-    for d in dims:
-        N *= x.size(d)
-    km = _merge([x.size(d) for d in kept], [x.stride(d) for d in kept])
-    rm = _merge([x.size(d) for d in dims], [x.stride(d) for d in dims])
-    if len(km) > 2 or len(rm) > 1:
-        x = x.permute(kept + dims).contiguous().view(M, N)
-        return x, M, 1, N, N, 0, 1
-    km = [(1, 0)] * (2 - len(km)) + km
-    (_, s1), (m2, s2) = km
-    return x, M, m2, N, s1, s2, (rm[0][1] if rm else 0)
-
-
 def _blocks(M, N):
     block_n = max(1, min(1024, triton.next_power_of_2(max(N, 1))))
     cap = _MAX_TILE if runtime.interpreting() else 4096
@@ -134,7 +115,7 @@ def extreme(x, dims, keepdim, is_max, with_index, values_dtype=None):
     shape = _out_shape(x, dims, keepdim)
     values = torch.empty(shape, dtype=values_dtype or x.dtype, device=x.device)
     idx = torch.empty(shape, dtype=torch.int64, device=x.device) if with_index else values
-    xg, M, M2, N, s1, s2, sn = _geometry(x, dims)
+    xg, M, M2, N, s1, s2, sn = rows_view(x, dims)
     if M == 0:
         return values, idx
     acc = torch.float64 if x.dtype is torch.float64 else torch.float32 if x.dtype.is_floating_point else \
@@ -151,7 +132,7 @@ def boolean(x, dims, keepdim, is_any, out=None):
     shape = _out_shape(x, dims, keepdim)
     res = out if out is not None else torch.empty(shape, dtype=torch.uint8 if x.dtype is torch.uint8 else torch.bool,
                                                   device=x.device)
-    xg, M, M2, N, s1, s2, sn = _geometry(x, dims)
+    xg, M, M2, N, s1, s2, sn = rows_view(x, dims)
     if M == 0:
         return res
     bm, bn = _blocks(M, N)

@@ -80,11 +80,11 @@ def _acc_dtype(dt: torch.dtype) -> torch.dtype:
     return torch.int64
 
 
-def reduce(x: torch.Tensor, dims: List[int], keepdim: bool, out_dtype: torch.dtype, mean: bool,
-           out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    nd = x.dim()
-    kept = [d for d in range(nd) if d not in dims]
-    out_shape = [1 if d in dims else x.size(d) for d in range(nd)] if keepdim else [x.size(d) for d in kept]
+def rows_view(x: torch.Tensor, dims: List[int]):
+    """(x', M, M2, N, s1, s2, sn): x' addressed as rows m = m1*M2 + m2 of N reduced elements,
+    element (m, n) at m1*s1 + m2*s2 + n*sn. Kept dims coalesce into at most two and reduced dims into one;
+    any other layout is first copied into a contiguous permuted tensor."""
+    kept = [d for d in range(x.dim()) if d not in dims]
     M = 1
     for d in kept:
         M *= x.size(d)
@@ -94,17 +94,22 @@ def reduce(x: torch.Tensor, dims: List[int], keepdim: bool, out_dtype: torch.dty
     km = _merge([x.size(d) for d in kept], [x.stride(d) for d in kept])
     rm = _merge([x.size(d) for d in dims], [x.stride(d) for d in dims])
     if M > 0 and (len(km) > 2 or len(rm) > 1):
-        # layout needs more than x[m1, m2, n] strides: reduce a contiguous copy of the permuted input
-        xc = x.permute(kept + dims).contiguous().view(M, N)
-        res = reduce(xc, [1], False, out_dtype, mean).view(out_shape)
-        return res if out is None else out.copy_(res)
+        return x.permute(kept + dims).contiguous().view(M, N), M, 1, N, N, 0, 1
+    km = [(1, 0)] * (2 - len(km)) + km
+    (_, s1), (m2, s2) = km
+    return x, M, m2, N, s1, s2, (rm[0][1] if rm else 0)
+
+
+def reduce(x: torch.Tensor, dims: List[int], keepdim: bool, out_dtype: torch.dtype, mean: bool,
+           out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    nd = x.dim()
+    out_shape = [1 if d in dims else x.size(d) for d in range(nd)] if keepdim else \
+        [x.size(d) for d in range(nd) if d not in dims]
     if out is None:
         out = torch.empty(out_shape, dtype=out_dtype, device=x.device)
+    x, M, m2, N, s1, s2, sn = rows_view(x, dims)
     if M == 0:
         return out
-    km = [(1, 0)] * (2 - len(km)) + km
-    (m1, s1), (m2, s2) = km
-    sn = rm[0][1] if rm else 0
     acc = _acc_dtype(x.dtype if not mean else out_dtype)
     cfg = runtime.config("reduce", _DEFAULT)
     block_n = max(1, min(cfg["BLOCK_N"], triton.next_power_of_2(max(N, 1))))
