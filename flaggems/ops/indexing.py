@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 from numbers import Number
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import torch
 import triton
@@ -195,14 +195,7 @@ def _take(out, src, idx, src_strides, idx_strides, sdim, n_bound, wrap, error=No
     if n == 0:
         return out
     geo = _geometry(out.shape, [out.stride(), src_strides, idx_strides])
-    if geo is None:
-        tmp = torch.empty(out.shape, dtype=out.dtype, device=out.device)
-        geo = _geometry(out.shape, [tmp.stride(), src_strides, idx_strides])
-        if geo is None:
-            raise NotImplementedError("flaggems take: more than 6 non-mergeable dims")
-        _take(tmp, src, idx, src_strides, idx_strides, sdim, n_bound, wrap, error)
-        ew.launch(_copy_op, [tmp], out, out.dtype)
-        return out
+    assert geo is not None, "supports() keeps the iteration rank <= 6"
     dims, (so, ss, si) = geo
     check = error is not None and _check_enabled()
     flag = _new_flag(out.device) if check else None
@@ -223,12 +216,7 @@ def _put(dst, src, idx, shape, dst_strides, src_strides, idx_strides, ddim, n_bo
     if n == 0:
         return dst
     geo = _geometry(shape, [dst_strides, src_strides, idx_strides])
-    if geo is None:
-        src = src.expand(shape).contiguous() if src.dim() else src
-        src_strides = _restride(src, shape)
-        geo = _geometry(shape, [dst_strides, src_strides, idx_strides])
-        if geo is None:
-            raise NotImplementedError("flaggems put: more than 6 non-mergeable dims")
+    assert geo is not None, "supports() keeps the iteration rank <= 6"
     dims, (sd, ss, si) = geo
     check = error is not None and _check_enabled()
     own_flag = flag is None and check
@@ -314,6 +302,8 @@ def _gather_supports(self, dim, index, sparse_grad=False, *, out=None):
     nd = self.dim()
     if nd == 0 or index.dim() != nd:
         return "0-dim or rank mismatch"
+    if nd > MAX_RANK:
+        return f"rank > {MAX_RANK}"
     if not -nd <= dim < nd:
         return "dim out of range"
     d = dim % nd
@@ -361,6 +351,8 @@ def _index_select_supports(self, dim, index, *, out=None):
         return "dim out of range"
     if self.dim() == 0:
         return "0-dim self"
+    if self.dim() > MAX_RANK:
+        return f"rank > {MAX_RANK}"
     if out is not None and (out.dtype != self.dtype or _same_storage(out, self) or _same_storage(out, index)):
         return "out dtype/overlap"
     return None
@@ -403,6 +395,8 @@ def _embedding_supports(weight, indices, padding_idx=-1, scale_grad_by_freq=Fals
         return "weight dtype/rank"
     if indices.dtype not in IDX:
         return "indices dtype (torch raises)"
+    if indices.dim() + 1 > MAX_RANK:
+        return f"rank > {MAX_RANK}"
     return None
 
 
@@ -427,6 +421,7 @@ def _index_supports(self, indices, *rest, **kw):
         return "0-dim self"
     n = 0
     any_t = False
+    bdim = 0
     for t in indices:
         if t is None:
             n += 1
@@ -437,8 +432,10 @@ def _index_supports(self, indices, *rest, **kw):
             if t.dim() == 0:
                 return "0-dim bool index"
             n += t.dim()
+            bdim = max(bdim, 1)
         elif t.dtype in IDX:
             n += 1
+            bdim = max(bdim, t.dim())
         else:
             return f"index dtype {t.dtype}"
         if t.device != self.device:
@@ -448,6 +445,8 @@ def _index_supports(self, indices, *rest, **kw):
         return "no index tensor"
     if n > self.dim():
         return "too many indices (torch raises)"
+    if self.dim() - n + bdim > MAX_RANK:
+        return f"result rank > {MAX_RANK}"
     return None
 
 
@@ -504,8 +503,7 @@ def _plan(self, indices) -> _Plan:
             if n == 0:
                 continue
             geo = _geometry(bshape, [lin.stride(), _restride(t, bshape)])
-            if geo is None:
-                raise NotImplementedError("flaggems index: more than 6 broadcast index dims")
+            assert geo is not None, "supports() keeps the index rank <= 6"
             dims, (so, si) = geo
             block = _block(n)
             with runtime.device_guard(lin):
@@ -532,8 +530,7 @@ def index(self, indices):
     if out.numel():
         n = out.numel()
         geo = _geometry(p.shape, [out.stride(), p.self_strides, p.idx_strides])
-        if geo is None:
-            raise NotImplementedError("flaggems index: more than 6 non-mergeable dims")
+        assert geo is not None, "supports() keeps the result rank <= 6"
         dims, (so, ss, si) = geo
         block = _block(n)
         check = p.flag is not None
@@ -555,12 +552,12 @@ def _index_put_supports(self, indices, values, accumulate=False, unsafe=False, f
         return "values dtype differs (torch raises)"
     if values.device != self.device and values.dim() > 0:
         return "values on another device"
-    r = None if functional else _writable(self)
+    if functional:
+        return None   # runs on a fresh copy of self
+    r = _writable(self)
     if r is not None:
         return r
-    if functional:
-        pass
-    elif _same_storage(values, self) or any(_same_storage(t, self) for t in indices if t is not None):
+    if _same_storage(values, self) or any(_same_storage(t, self) for t in indices if t is not None):
         return "values/indices overlap self"
     if accumulate and self.dtype == torch.bool:
         return "bool accumulate"
@@ -578,9 +575,9 @@ def _index_put_impl(self, indices, values, accumulate):
     if values.device != self.device:
         values = values.to(self.device)
     if accumulate:
-        # non-atomic dtypes reach here contiguous (see _index_put_dispatch): the buffer has self's strides
         buf, finish = _accum_buffer(self)
-        assert list(buf.stride()) == list(self.stride())
+        if list(buf.stride()) != list(self.stride()):
+            p = _plan(buf, indices)   # the (contiguous) buffer is addressed with its own strides
     else:
         buf, finish = self, (lambda: self)
     _put(buf, values, p.idx, shape, p.self_strides, vstr, p.idx_strides, p.sdim, p.n_bound, p.wrap, accumulate,
@@ -612,11 +609,6 @@ def _clone_contig(x):
 
 
 def _index_put_dispatch(self, indices, values, accumulate):
-    if accumulate and self.dtype not in ATOMIC and not self.is_contiguous():
-        # accumulate buffers are contiguous: run on a contiguous copy and copy back
-        tmp = _clone_contig(self)
-        _index_put_impl(tmp, indices, values, accumulate)
-        return _copy(self, tmp)
     return _index_put_impl(self, indices, values, accumulate)
 
 
@@ -631,6 +623,8 @@ def _scatter_check(self, dim, index, src=None):
     nd = self.dim()
     if nd == 0 or index.dim() != nd:
         return "0-dim or rank mismatch"
+    if nd > MAX_RANK:
+        return f"rank > {MAX_RANK}"
     if not -nd <= dim < nd:
         return "dim out of range"
     d = dim % nd
@@ -673,7 +667,7 @@ def _scatter_into(dst, dim, index, src, accumulate):
     return _put(dst, src, index, shape, sd, vstr, index.stride(), ddim, dst.size(d), False, False, error=err)
 
 
-def _sc_supports(inplace=False, value=False, has_reduce=False, with_out=False):
+def _sc_supports(inplace=False, has_reduce=False, with_out=False):
     def supports(self, dim, index, src, *rest, **kw):
         r = _scatter_check(self, dim, index, src)
         if r is not None:
@@ -715,7 +709,7 @@ def scatter_src(self, dim, index, src):
     return _scatter_into(_fresh(self), dim, index, src, False)
 
 
-@implement("aten::scatter.value", kind="triton", supports=_sc_supports(value=True))
+@implement("aten::scatter.value", kind="triton", supports=_sc_supports())
 def scatter_value(self, dim, index, value):
     return _scatter_into(_fresh(self), dim, index, value, False)
 
@@ -725,7 +719,7 @@ def scatter_reduce_src(self, dim, index, src, *, reduce):
     return _scatter_into(_fresh(self), dim, index, src, True)
 
 
-@implement("aten::scatter.value_reduce", kind="triton", supports=_sc_supports(value=True, has_reduce=True))
+@implement("aten::scatter.value_reduce", kind="triton", supports=_sc_supports(has_reduce=True))
 def scatter_value_reduce(self, dim, index, value, *, reduce):
     return _scatter_into(_fresh(self), dim, index, value, True)
 
@@ -735,7 +729,7 @@ def scatter__src(self, dim, index, src):
     return _scatter_into(self, dim, index, src, False)
 
 
-@implement("aten::scatter_.value", kind="triton", supports=_sc_supports(inplace=True, value=True))
+@implement("aten::scatter_.value", kind="triton", supports=_sc_supports(inplace=True))
 def scatter__value(self, dim, index, value):
     return _scatter_into(self, dim, index, value, False)
 
@@ -746,7 +740,7 @@ def scatter__reduce(self, dim, index, src, *, reduce):
 
 
 @implement("aten::scatter_.value_reduce", kind="triton",
-           supports=_sc_supports(inplace=True, value=True, has_reduce=True))
+           supports=_sc_supports(inplace=True, has_reduce=True))
 def scatter__value_reduce(self, dim, index, value, *, reduce):
     return _scatter_into(self, dim, index, value, True)
 
@@ -756,7 +750,7 @@ def scatter_src_out(self, dim, index, src, *, out):
     return _scatter_into(_fresh(self, out), dim, index, src, False)
 
 
-@implement("aten::scatter.value_out", kind="triton", supports=_sc_supports(value=True, with_out=True))
+@implement("aten::scatter.value_out", kind="triton", supports=_sc_supports(with_out=True))
 def scatter_value_out(self, dim, index, value, *, out):
     return _scatter_into(_fresh(self, out), dim, index, value, False)
 
@@ -797,6 +791,8 @@ def _index_add_supports(self, dim, index, source, *, alpha=1, out=None, inplace=
     nd = self.dim()
     if nd == 0 or not -nd <= dim < nd:
         return "0-dim self or dim out of range"
+    if nd > MAX_RANK:
+        return f"rank > {MAX_RANK}"
     d = dim % nd
     if source.dim() != nd and not (source.dim() == 0 and nd == 1) and not (nd == 0):
         return "source rank (torch raises)"

@@ -107,7 +107,7 @@ def test_one_hot_goes_through_scatter():
     assert torch.equal(got, torch.nn.functional.one_hot(torch.tensor([[1, 3], [0, 4]]), 6))
 
 
-# ---------------------------------------------------------------------------------------------------- index_select / embedding
+# ------------------------------------------------------------------------------------------ index_select / embedding
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("dim", [0, 1, -1])
 def test_index_select(dtype, dim):
@@ -402,6 +402,18 @@ def test_bincount_histc():
     v = make_tensor((300,), torch.float32)
     check(torch.histc, v, 13, -2.5, 2.0, served=["histc.default"])
     check(torch.histc, torch.tensor([float("nan"), 1.0, 5.0, -1.0]), 4, 0, 4, served=["histc.default"])
+
+
+def test_high_rank_goes_native_with_reason():
+    x = torch.randn(2, 1, 2, 3, 1, 2, 2)
+    idx = torch.zeros(2, 1, 2, 3, 1, 2, 1, dtype=torch.long)
+    got, rep = run_gems(torch.gather, x, 6, idx)
+    assert torch.equal(got, torch.gather(x, 6, idx))
+    assert "rank > 6" in str(dict(rep._find("gather.default")["fallback"]))
+    # 7 dims that merge are fine for pointwise-shaped data movement
+    check(torch.cat, [x, x], 3, served=["cat.default"])
+    got, _ = run_gems(lambda: x[:, :, :, :, :, :, _i(1, 0)])
+    assert torch.equal(got, x[:, :, :, :, :, :, _i(1, 0)])
 
 
 # ---------------------------------------------------------------------------------------------------- hypothesis

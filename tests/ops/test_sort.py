@@ -81,7 +81,7 @@ def test_topk_random_rows_match_torch():
 
 
 def _stable_topk(x, k, dim, largest):
-    v, i = torch.sort(x, dim, descending=largest, stable=True)
+    v, i = torch.sort(x, dim=dim, descending=largest, stable=True)
     return v.narrow(dim, 0, k), i.narrow(dim, 0, k)
 
 
@@ -100,7 +100,7 @@ def test_bitonic_topk_ties_lowest_index(dtype):
 def test_sort_stable(dtype, dim):
     x = tie_heavy((7, 45), dtype, seed=5) if dtype != torch.bool else torch.rand(7, 45) > 0.5
     for desc in (False, True):
-        want = torch.sort(x, dim, descending=desc, stable=True)
+        want = torch.sort(x, dim=dim, descending=desc, stable=True)
         got, _ = run_gems(torch.sort, x, dim, desc, served=["sort.default"])
         same(got, want)
         got, _ = run_gems(lambda: torch.sort(x, stable=True, dim=dim, descending=desc), served=["sort.stable"])
@@ -112,25 +112,26 @@ def test_sort_stable(dtype, dim):
 def test_sort_edges_and_out():
     x = tie_heavy((4, 6, 5), torch.float32, seed=11)
     got, _ = run_gems(torch.sort, x.transpose(0, 1), 0, served=["sort.default"])
-    same(got, torch.sort(x.transpose(0, 1), 0, stable=True))
+    same(got, torch.sort(x.transpose(0, 1), dim=0, stable=True))
     got, _ = run_gems(torch.sort, torch.tensor([3.0]), served=["sort.default"])
     same(got, torch.sort(torch.tensor([3.0])))
     got, _ = run_gems(torch.sort, torch.empty(3, 0), served=["sort.default"])
     assert got.values.shape == (3, 0)
     v, i = poisoned((4, 6, 5), torch.float32), poisoned((4, 6, 5), torch.int64)
     run_gems(lambda: torch.sort(x, 1, out=(v, i)), served=["sort.values"])
-    same((v, i), torch.sort(x, 1, stable=True))
+    same((v, i), torch.sort(x, dim=1, stable=True))
     ids = torch.randint(0, 8, (40,))        # grouped-MoE pattern: argsort of expert ids
     got, _ = run_gems(torch.sort, ids, served=["sort.default"])
     same(got, torch.sort(ids, stable=True))
 
 
-@given(st.lists(st.integers(1, 40), min_size=1, max_size=3), st.integers(0, 2), st.booleans(), st.integers(0, 99))
+@given(st.lists(st.integers(1, 24), min_size=1, max_size=3).filter(lambda s: len(s) < 3 or s[0] * s[1] * s[2] <= 400),
+       st.integers(0, 2), st.booleans(), st.integers(0, 99))
 def test_sort_topk_hypothesis(shape, dim_seed, desc, seed):
     dim = dim_seed % len(shape)
     x = tie_heavy(tuple(shape), torch.float32, seed=seed)
     got, _ = run_gems(torch.sort, x, dim, desc, served=["sort.default"])
-    same(got, torch.sort(x, dim, descending=desc, stable=True))
+    same(got, torch.sort(x, dim=dim, descending=desc, stable=True))
     k = 1 + seed % shape[dim]
     got, _ = run_gems(torch.topk, x, k, dim, desc, served=["topk.default"])
     same(got, torch.topk(x, k, dim, desc))
