@@ -1,4 +1,4 @@
-"""Command line: ``python -m flaggems info`` (more subcommands: coverage, demo — see README)."""
+"""Command line: ``python -m flaggems info`` (more subcommands: coverage, demo, ops, validate — see README)."""
 from __future__ import annotations
 
 import argparse
@@ -133,6 +133,12 @@ def _demo(args) -> int:
     return 0 if res.tokens_match else 1
 
 
+def _validate(args) -> int:
+    from flaggems.testing import validate
+
+    return validate.main(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flaggems", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -161,6 +167,13 @@ def main(argv=None) -> int:
     p_demo.set_defaults(func=_demo)
     p_ops = sub.add_parser("ops", help="markdown table of every op flaggems implements")
     p_ops.set_defaults(func=_ops)
+    p_val = sub.add_parser("validate", help="per-op accuracy report on the active vendor (precision alignment)")
+    p_val.add_argument("--ops", default="", help="comma-separated case names (default: all), e.g. add,mm,softmax")
+    p_val.add_argument("--dtypes", default="", help="comma-separated: fp32,bf16,fp16,fp64 (default: per case)")
+    p_val.add_argument("--seed", type=int, default=0)
+    p_val.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    p_val.add_argument("--output", default=None, help="also write OUTPUT.json and OUTPUT.md")
+    p_val.set_defaults(func=_validate)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -43,10 +43,19 @@ VIEW_AND_METADATA_OPS = frozenset({
 
 
 def note(name: str, kind: Optional[str], reason: Optional[str]) -> None:
-    """Called by an override: the outcome of the op the mode is currently dispatching (first note wins)."""
+    """Called by an override: the outcome of the op the mode is currently dispatching.
+
+    Only the override of that very op decides its outcome. Notes from other ops (a native or composite kernel
+    calling patched ops internally) are remembered as "via" information, never as the op being served.
+    """
     slot = _tls.slot
-    if slot is not None and slot[0] is None:
-        slot[0] = (name, kind, reason)
+    if slot is None:
+        return
+    if name == slot[1]:
+        if slot[0] is None:
+            slot[0] = (name, kind, reason)
+    elif slot[2] is None and kind is not None:
+        slot[2] = name
 
 
 def _opname(func) -> str:
@@ -79,19 +88,19 @@ class Report:
                                     "view": view, "via": defaultdict(int)}
         return row
 
-    def _count(self, func, outcome) -> None:
+    def _count(self, func, outcome, via=None) -> None:
         name = _opname(func)
         with self._lock:
             row = self._row(name, is_view_or_metadata(func))
             row["calls"] += 1
+            if via is not None and outcome is None:
+                row["via"][via] += 1
             if outcome is None:
                 if row["view"]:
                     return
                 row["fallback"][_unpatched_reason(name)] += 1
                 return
-            inner, kind, reason = outcome
-            if inner != name:
-                row["via"][inner] += 1
+            _, kind, reason = outcome
             if kind is not None:
                 row["served"][kind] += 1
             else:
@@ -154,6 +163,8 @@ class Report:
                 fb = "view/metadata (not counted)"
             else:
                 fb = ", ".join(f"{r}: {n}" for r, n in sorted(row["fallback"].items())) or "-"
+                if row["via"]:
+                    fb += " (inner ops served: " + ", ".join(f"`{v}`" for v in sorted(row["via"])) + ")"
             lines.append(f"| `{name}` | {row['calls']} | {served} | {fb} |")
         lines.append("")
         lines.append(f"Coverage: {self.coverage():.1%} of {self.served_calls() + self.fallback_calls()} "
@@ -187,13 +198,13 @@ class _RecordMode(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         prev = _tls.slot
-        slot = [None]
+        slot = [None, _opname(func), None]
         _tls.slot = slot
         try:
             return func(*args, **kwargs)
         finally:
             _tls.slot = prev
-            self.report._count(func, slot[0])
+            self.report._count(func, slot[0], slot[2])
 
 
 class record:

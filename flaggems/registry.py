@@ -413,9 +413,16 @@ def _rewrap(entry: OpEntry, args: tuple) -> tuple:
 def make_aten_override(entry: OpEntry, native) -> Callable:
     """The function registered at the vendor's dispatch key for one ATen overload."""
     name = entry.qualname
+    # torch hands a kernel's internal "wrapped number" tensors to Python overrides as plain numbers; where the
+    # op's self slot holds one, the call comes from inside a native kernel and stays native
+    self_slot = 0 in entry.tensor_slots
 
     def override(keyset, *args, **kwargs):
         tls_busy = _TLS.busy
+        if self_slot and args and isinstance(args[0], Number) and not isinstance(args[0], torch.Tensor):
+            if _record._ACTIVE:
+                _record.note(name, None, "wrapped number operand")
+            return native.call_boxed(keyset, *_rewrap(entry, args), **kwargs)
         if name in tls_busy:
             # an implementation re-entered its own op: serve it natively, never recurse
             if _record._ACTIVE:

@@ -280,3 +280,25 @@ def test_prefer_impl_switch():
         assert registry._kind_order()[0] == "triton"
     with flaggems.prefer_impl("cpp"):
         assert registry._kind_order()[0] == "cpp"
+
+
+def test_record_does_not_credit_an_op_with_its_internals():
+    """A denied op whose native kernel calls patched ops internally is still reported as native."""
+    v = flaggems.vendor()
+    denying = v.__class__(**{**v.__dict__, "deny": frozenset({"sort"}), "name": "cpu-nosort"})
+    x = torch.randn(50)
+    with registry.override_vendor(denying):
+        with flaggems.use_gems():
+            with flaggems.record() as rep:
+                vals, idx = torch.sort(x)
+    assert torch.equal(vals, torch.sort(x).values)
+    assert not rep.served_by("sort"), rep.to_markdown()
+    assert rep.fallbacks()["aten::sort.default"]
+
+
+def test_rsub():
+    a = torch.randn(5)
+    got, _ = run_gems(lambda: 2.0 - a, served=["rsub.Scalar"])
+    assert torch.equal(got, 2.0 - a)
+    got, _ = run_gems(lambda: torch.rsub(a, a * 3, alpha=2), served=["rsub.Tensor"])
+    assert_close(got, (a * 3).double() - 2 * a.double(), torch.float32)

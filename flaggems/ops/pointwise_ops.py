@@ -188,6 +188,21 @@ def _make_binary(base, op, op_alpha1=None, true_div=False, has_alpha=False, bool
 _make_binary("add", _add, _add1, has_alpha=True)
 _make_binary("sub", _sub, _sub1, has_alpha=True)
 _make_binary("mul", _mul, bool_ok=True)
+
+
+@triton.jit
+def _rsub(a, b, c, p0):
+    return b - a * p0
+
+
+def _rsub_supports(a, b, alpha=1):
+    return _supports_binary()(a, b, alpha=alpha)
+
+
+@implement(["aten::rsub.Tensor", "aten::rsub.Scalar"], kind="triton", dtypes=NUMERIC, supports=_rsub_supports)
+def rsub(a, b, alpha=1):
+    """other - alpha * self"""
+    return _run(_rsub, [a, b], _result_dtype(a, b), p0=float(alpha))
 _make_binary("div", _div, true_div=True)
 
 

@@ -2,7 +2,12 @@
 
 Order: the ``FLAGGEMS_VENDOR`` environment variable names a plugin (built-in or entry point); otherwise the
 plugins found through the ``flaggems.vendors`` entry-point group that detect their device (highest priority
-first); otherwise the built-ins ``nvidia``, ``amd`` and finally ``cpu``.
+first); otherwise the built-ins in :data:`DETECTION_ORDER`: the PrivateUse1 vendors (ascend, cambricon, mthreads),
+then the vendors reached through ``torch.cuda`` that must be told apart from plain NVIDIA/AMD (hygon before
+``amd``; kunlunxin, thead, metax, iluvatar before ``nvidia``), then ``nvidia``, ``amd`` and finally ``cpu``.
+
+Once a plugin is chosen its ``extension_modules`` (``torch_npu`` …) are imported; a failure there is an error.
+See docs/vendors.md for the plugin contract.
 """
 from __future__ import annotations
 
@@ -15,9 +20,17 @@ from .base import CAPABILITY_FLAGS, Capabilities, Override, VendorPlugin, config
 
 ENTRY_POINT_GROUP = "flaggems.vendors"
 BUILTINS = ("nvidia", "amd", "cpu")
+# Seed plugins for the chip makers that expose torch differently (docs/vendors.md); none is hardware-verified.
+SEEDS = ("ascend", "cambricon", "mthreads", "hygon", "kunlunxin", "thead", "metax", "iluvatar")
+# Built-in detection order: a vendor whose device also satisfies a later, more generic check comes first.
+DETECTION_ORDER = ("ascend", "cambricon", "mthreads",                 # PrivateUse1: their own torch extension
+                   "hygon",                                           # ROCm build: before amd
+                   "kunlunxin", "thead", "metax", "iluvatar",         # torch.cuda-compatible: before nvidia
+                   "nvidia", "amd", "cpu")
 
 __all__ = ["Capabilities", "Override", "VendorPlugin", "CAPABILITY_FLAGS", "config_path", "builtin",
-           "entry_point_plugins", "available", "select", "ENTRY_POINT_GROUP", "VendorSelectionError"]
+           "entry_point_plugins", "available", "select", "detect_builtin", "ENTRY_POINT_GROUP", "VendorSelectionError",
+           "BUILTINS", "SEEDS", "DETECTION_ORDER"]
 
 
 class VendorSelectionError(RuntimeError):
@@ -25,7 +38,8 @@ class VendorSelectionError(RuntimeError):
 
 
 def builtin(name: str) -> VendorPlugin:
-    if name not in BUILTINS:
+    """A plugin shipped with flaggems (one of :data:`DETECTION_ORDER`)."""
+    if name not in DETECTION_ORDER:
         raise KeyError(name)
     mod = importlib.import_module(f"{__name__}.{name}")
     return mod.make()
@@ -59,9 +73,36 @@ def entry_point_plugins() -> Dict[str, Callable[[], VendorPlugin]]:
 def available() -> Dict[str, Callable[[], VendorPlugin]]:
     """Every plugin name that can be selected, entry points first."""
     names: Dict[str, Callable[[], VendorPlugin]] = dict(entry_point_plugins())
-    for b in BUILTINS:
+    for b in DETECTION_ORDER:
         names.setdefault(b, lambda b=b: builtin(b))
     return names
+
+
+def detect_builtin() -> VendorPlugin:
+    """The first built-in plugin, in :data:`DETECTION_ORDER`, whose ``detect()`` is true (no entry points)."""
+    for b in DETECTION_ORDER:
+        plugin = builtin(b)
+        if _safe_detect(plugin):
+            return plugin
+    raise VendorSelectionError("no vendor plugin detected a device (the cpu vendor should always match)")
+
+
+def _safe_detect(plugin: VendorPlugin) -> bool:
+    try:
+        return bool(plugin.detect())
+    except Exception:  # a probe that fails means "not this vendor", never a crash at import time
+        return False
+
+
+def _activate(plugin: VendorPlugin) -> VendorPlugin:
+    """Import the torch extension modules the chosen vendor's device needs."""
+    for mod in plugin.extension_modules:
+        try:
+            importlib.import_module(mod)
+        except Exception as e:
+            raise VendorSelectionError(
+                f"vendor {plugin.name!r} needs the torch extension {mod!r}, which failed to import: {e}") from e
+    return plugin
 
 
 def select(name: Optional[str] = None) -> VendorPlugin:
@@ -73,13 +114,9 @@ def select(name: Optional[str] = None) -> VendorPlugin:
             hint = f"; did you mean {close}?" if close else ""
             raise VendorSelectionError(
                 f"FLAGGEMS_VENDOR={name!r} names no vendor plugin (known: {sorted(candidates)}){hint}")
-        return candidates[name]()
+        return _activate(candidates[name]())
     eps = [load() for load in entry_point_plugins().values()]
     for plugin in sorted(eps, key=lambda p: -p.priority):
         if plugin.detect():
-            return plugin
-    for b in BUILTINS:
-        plugin = builtin(b)
-        if plugin.detect():
-            return plugin
-    raise VendorSelectionError("no vendor plugin detected a device (the cpu vendor should always match)")
+            return _activate(plugin)
+    return _activate(detect_builtin())

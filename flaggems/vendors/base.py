@@ -66,8 +66,14 @@ class VendorPlugin:
     priority: int = 0                # among detected entry-point plugins, the highest wins
     hardware_verified: bool = False
     description: str = ""
+    # torch extension modules the vendor's device needs (``torch_npu``, ``torch_mlu``, ``torch_musa``): imported
+    # by ``flaggems.vendors.select`` once this plugin is chosen (never by ``detect``); a failed import is an error.
+    extension_modules: tuple = ()
 
     def __post_init__(self):
+        if not _is_dispatch_key(self.dispatch_key):
+            raise ValueError(f"vendor {self.name!r}: {self.dispatch_key!r} is not a torch dispatch key "
+                             f"(e.g. 'CUDA', 'CPU', 'PrivateUse1')")
         for kind in self.prefer:
             if kind not in ("triton", "cpp"):
                 raise ValueError(f"vendor {self.name!r}: unknown implementation kind {kind!r} in prefer")
@@ -89,6 +95,8 @@ class VendorPlugin:
             "deny": sorted(self.deny),
             "overrides": sorted(o.op for o in self.overrides),
             "triton_distribution": self.triton_distribution,
+            "extension_modules": list(self.extension_modules),
+            "tuned_configs": self.tuned_configs,
             "hardware_verified": self.hardware_verified,
         }
 
@@ -96,6 +104,12 @@ class VendorPlugin:
         caps = ",".join(k for k, v in self.capabilities.as_dict().items() if v)
         return (f"VendorPlugin(name={self.name!r}, device_type={self.device_type!r}, "
                 f"dispatch_key={self.dispatch_key!r}, capabilities=[{caps}], interpret={self.interpret})")
+
+
+def _is_dispatch_key(key) -> bool:
+    import torch
+
+    return isinstance(key, str) and key in torch._C.DispatchKey.__members__
 
 
 _CONFIG_CACHE: dict = {}
