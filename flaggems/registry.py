@@ -88,6 +88,9 @@ class Impl:
     requires: Tuple[str, ...]
     supports: Optional[Callable]
     vendor: Optional[str] = None   # set for vendor overrides
+    # capability flags whose dtypes this impl decodes in software (bit manipulation), so a vendor without the
+    # hardware feature can still run it: e.g. an fp8 GEMM with a dequantise-in-registers path
+    decodes: Tuple[str, ...] = ()
 
     def static_reason(self, dtypes: Sequence[torch.dtype], caps) -> Optional[str]:
         """Why this impl cannot take inputs of these dtypes on this vendor (None if it can)."""
@@ -103,9 +106,9 @@ class Impl:
                 return "vendor lacks bf16"
             if dt is torch.float16 and not caps.fp16:
                 return "vendor lacks fp16"
-            if dt in FP8_DTYPES and not caps.fp8:
+            if dt in FP8_DTYPES and not caps.fp8 and "fp8" not in self.decodes:
                 return "vendor lacks fp8"
-            if dt in FP4_DTYPES and not caps.fp4:
+            if dt in FP4_DTYPES and not caps.fp4 and "fp4" not in self.decodes:
                 return "vendor lacks fp4"
             if dt is torch.int64 and not caps.int64:
                 return "vendor lacks int64"
@@ -161,13 +164,17 @@ def _entry(qualname: str) -> OpEntry:
 
 
 def implement(ops: Union[str, Iterable[str]], *, kind: str = "triton", dtypes=None,
-              requires: Sequence[str] = (), supports: Optional[Callable] = None):
-    """Declare ``fn`` as an implementation of one or more ops (ATen or flaggems:: custom ops)."""
+              requires: Sequence[str] = (), supports: Optional[Callable] = None, decodes: Sequence[str] = ()):
+    """Declare ``fn`` as an implementation of one or more ops (ATen or flaggems:: custom ops).
+
+    ``requires``: capability flags the vendor must have. ``decodes``: flags ("fp8", "fp4") whose dtypes the
+    implementation handles without the hardware feature (software decode), so they do not exclude it.
+    """
     from .vendors.base import CAPABILITY_FLAGS
 
     if kind not in KINDS:
         raise RegistrationError(f"unknown implementation kind {kind!r}; expected one of {KINDS}")
-    bad = [r for r in requires if r not in CAPABILITY_FLAGS]
+    bad = [r for r in tuple(requires) + tuple(decodes) if r not in CAPABILITY_FLAGS]
     if bad:
         raise RegistrationError(f"unknown capability flag(s) {bad}; known: {CAPABILITY_FLAGS}")
     names = [ops] if isinstance(ops, str) else list(ops)
@@ -179,7 +186,7 @@ def implement(ops: Union[str, Iterable[str]], *, kind: str = "triton", dtypes=No
             if q.startswith("flaggems::") and q not in _ENTRIES:
                 raise RegistrationError(f"{q}: declare it with custom_op() before implementing it")
             entry = _entry(q)
-            impl = Impl(q, fn, kind, dts, tuple(requires), supports)
+            impl = Impl(q, fn, kind, dts, tuple(requires), supports, decodes=tuple(decodes))
             with entry._lock:
                 entry.impls.append(impl)
                 entry.cache.clear()

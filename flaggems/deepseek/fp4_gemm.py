@@ -241,7 +241,8 @@ def _register():
     from flaggems.registry import custom_op, implement
 
     custom_op("flaggems::fp4_gemm", SCHEMA, reference=fp4_gemm_ref, fake=_fake, check=_check)
-    implement("flaggems::fp4_gemm", kind="triton",
+    # the dequantise path decodes fp8/fp4 bytes itself: vendors without fp8/fp4 hardware still run it
+    implement("flaggems::fp4_gemm", kind="triton", decodes=("fp8", "fp4"),
               dtypes={torch.float8_e4m3fn, torch.float8_e8m0fnu, torch.float32} | _B_DTYPES)(_impl)
 
 

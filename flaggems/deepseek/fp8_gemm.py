@@ -228,7 +228,8 @@ def _register():
     from flaggems.registry import custom_op, implement
 
     custom_op("flaggems::fp8_gemm", SCHEMA, reference=fp8_gemm_ref, fake=_fake, check=_check)
-    implement("flaggems::fp8_gemm", kind="triton",
+    # the dequantise path decodes fp8/fp4 bytes itself: vendors without fp8/fp4 hardware still run it
+    implement("flaggems::fp8_gemm", kind="triton", decodes=("fp8", "fp4"),
               dtypes={torch.float8_e4m3fn, torch.float8_e8m0fnu, torch.float32})(_impl)
 
 

@@ -121,7 +121,7 @@ def _fp8_inputs(e8m0: bool, M=16, N=128, K=256):
 
 
 @pytest.mark.parametrize("fp8,dot_scaled,e8m0,expect", [
-    (False, False, False, None),           # every seed as declared: no fp8 -> the reference (native) path
+    (False, False, False, "dequant"),      # every seed as declared: no fp8 -> decode in registers, plain dot
     (True, False, True, "fp8"),            # fp8 tl.dot, scales on the fp32 partials
     (True, True, True, "dot_scaled"),      # tl.dot_scaled with the E8M0 scales
     (True, True, False, "fp8"),            # dot_scaled needs E8M0 scales: fp32 scales take the fp8 path
