@@ -1,6 +1,53 @@
 // ISA-specific part of grouped_mm.cpp (compiled once per ISA; no includes here).
 #include "ukernel_body.h"
 
+#if FG_CUR_ISA == 2
+// bf16 weight rows read in place (K-contiguous), widened to fp32 in registers (zero-extend + shift): no panel
+// copy, each weight byte is loaded once per 4-row block. C[i][j] (ldc) = A[i][0..K) . B[j][0..K), A fp32.
+static FG_INLINE __m512 bf16x16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+static FG_INLINE __m512 bf16x16_mask(const uint16_t* p, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+template <int MR, int NR>
+static void bf16_dot_tile(const float* A, int64_t lda, const uint16_t* B, int64_t ldb, int64_t K, int nr,
+                          float* C, int64_t ldc) {
+  __m512 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  const uint16_t* b[NR];
+  for (int j = 0; j < NR; ++j) b[j] = B + (j < nr ? j : 0) * ldb;   // missing columns: recompute column 0
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 bv[NR];
+    for (int j = 0; j < NR; ++j) bv[j] = bf16x16(b[j] + k);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_loadu_ps(A + i * lda + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  if (k < K) {
+    const __mmask16 m = __mmask16((1u << (K - k)) - 1u);
+    __m512 bv[NR];
+    for (int j = 0; j < NR; ++j) bv[j] = bf16x16_mask(b[j] + k, m);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_maskz_loadu_ps(m, A + i * lda + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < nr; ++j) C[i * ldc + j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+template <int MR>
+static void bf16_dot_rows(const float* A, int64_t lda, const uint16_t* B, int64_t ldb, int64_t K, int64_t np,
+                          float* C, int64_t ldc) {
+  constexpr int NR = MR == 1 ? 8 : 4;   // a single row: more weight rows in flight
+  for (int64_t j = 0; j < np; j += NR)
+    bf16_dot_tile<MR, NR>(A, lda, B + j * ldb, ldb, K, int(std::min<int64_t>(NR, np - j)), C + j, ldc);
+}
+#endif
+
 // work item = (group g, panel of output columns [n0, n1))
 static void grouped_item(const GArgs* gp, int64_t g, int64_t n0, int64_t n1) {
   const GArgs& a = *gp;
@@ -11,6 +58,25 @@ static void grouped_item(const GArgs* gp, int64_t g, int64_t n0, int64_t n1) {
   if (Mg <= 0) return;
   const int64_t K = a.K, np = n1 - n0;
   const int64_t npp = (np + W - 1) / W * W;
+#if FG_CUR_ISA == 2
+  if (a.dt == BF16 && a.sbk == 1) {
+    float* Cb = scratch_f32(1, size_t(Mg * np));
+    const uint16_t* B = static_cast<const uint16_t*>(a.b) + g * a.sbg + n0 * a.sbn;
+    for (int64_t i = 0; i < Mg; i += 4) {
+      const float* A = a.Af + (r0 + i) * a.Kp;
+      float* C = Cb + i * np;
+      switch (std::min<int64_t>(4, Mg - i)) {
+        case 4: bf16_dot_rows<4>(A, a.Kp, B, a.sbn, K, np, C, np); break;
+        case 3: bf16_dot_rows<3>(A, a.Kp, B, a.sbn, K, np, C, np); break;
+        case 2: bf16_dot_rows<2>(A, a.Kp, B, a.sbn, K, np, C, np); break;
+        default: bf16_dot_rows<1>(A, a.Kp, B, a.sbn, K, np, C, np); break;
+      }
+    }
+    for (int64_t i = 0; i < Mg; ++i)
+      row_from_f32(a.out_dt, Cb + i * np, static_cast<char*>(a.out) + ((r0 + i) * a.ldo + n0) * a.oesz, np);
+    return;
+  }
+#endif
   const int64_t KC = 256;
   float* Bp = scratch_f32(0, size_t(npp * KC));
   float* Cacc = scratch_f32(1, size_t(Mg * npp));
@@ -45,5 +111,5 @@ static void grouped_item(const GArgs* gp, int64_t g, int64_t n0, int64_t n1) {
     }
   }
   for (int64_t i = 0; i < Mg; ++i)
-    row_from_f32(a.out_dt, Cacc + i * npp, static_cast<char*>(a.out) + ((r0 + i) * a.N + n0) * a.oesz, np);
+    row_from_f32(a.out_dt, Cacc + i * npp, static_cast<char*>(a.out) + ((r0 + i) * a.ldo + n0) * a.oesz, np);
 }

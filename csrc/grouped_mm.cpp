@@ -2,8 +2,10 @@
 //   2D x 3D: a [M, K], b [G, K, N] (any strides), offs [G] int32 cumulative row ends (rows past
 //            offs[-1] are zeroed, empty groups allowed)
 //   3D x 3D: a [G, M, K], b [G, K, N]: every group has M rows.
-// bf16 / fp16 / fp32 inputs, fp32 accumulation, output in a's dtype or fp32. a is converted to fp32
-// once; B is converted per (group, 64-column panel, 512-deep chunk) into a per-thread buffer.
+// bf16 / fp16 / fp32 inputs, fp32 accumulation, output in a's dtype or fp32 (row stride ldo, e.g. torch's
+// 16-byte padded rows). a is converted to fp32 once. AVX-512 + bf16 + K-contiguous weight: weight rows are
+// read in place and widened in registers; otherwise B is converted per (group, column panel, 256-deep chunk)
+// into a per-thread buffer.
 // Parallel over (group, column panel) items of the non-empty groups.
 #include <pybind11/pybind11.h>
 #include "simd.h"
@@ -16,7 +18,7 @@ struct GArgs {
   int64_t sbg, sbk, sbn;
   const int64_t* row_start; const int64_t* row_end;
   const float* Af;
-  void* out; int out_dt; int64_t oesz;
+  void* out; int out_dt; int64_t oesz; int64_t ldo;  // output row stride (elements)
 };
 }  // namespace
 }  // namespace fg
@@ -26,20 +28,22 @@ struct GArgs {
 
 namespace fg {
 
-// offs: pointer to int32 [G] (2D x 3D) or 0 with rows_per_group (3D x 3D)
+// offs: pointer to int32 [G] (2D x 3D) or 0 with rows_per_group (3D x 3D). clamp: offs are not validated
+// (raise otherwise) but clamped to [previous end, M], like the Triton kernel on offsets it cannot read on host.
 void grouped_mm(uintptr_t a, uintptr_t b, uintptr_t offs, int dt, int64_t M, int64_t K, int64_t G, int64_t N,
                 int64_t rows_per_group, int64_t sam, int64_t sbg, int64_t sbk, int64_t sbn, uintptr_t out,
-                int out_dt, int nthreads) {
+                int64_t ldo, int out_dt, int clamp, int nthreads) {
   GArgs g;
   g.b = reinterpret_cast<const void*>(b); g.dt = dt; g.esz = dt == F32 ? 4 : 2;
   g.G = G; g.K = K; g.N = N; g.Kp = (K + 15) / 16 * 16;
   g.sbg = sbg; g.sbk = sbk; g.sbn = sbn;
-  g.out = reinterpret_cast<void*>(out); g.out_dt = out_dt; g.oesz = out_dt == F32 ? 4 : 2;
+  g.out = reinterpret_cast<void*>(out); g.out_dt = out_dt; g.oesz = out_dt == F32 ? 4 : 2; g.ldo = ldo;
   std::vector<int64_t> rs(static_cast<size_t>(G)), re(static_cast<size_t>(G));
   int64_t prev = 0;
   for (int64_t i = 0; i < G; ++i) {
     int64_t e = offs ? int64_t(reinterpret_cast<const int32_t*>(offs)[i]) : (i + 1) * rows_per_group;
-    if (e < prev || e > M) throw std::invalid_argument("grouped_mm: offs must be non-decreasing and <= rows of a");
+    if (clamp) e = std::min(std::max(e, prev), M);  // unchecked offs: defined, in bounds, no overlap
+    else if (e < prev || e > M) throw std::invalid_argument("grouped_mm: offs must be non-decreasing and <= rows of a");
     rs[i] = prev; re[i] = e; prev = e;
   }
   g.row_start = rs.data(); g.row_end = re.data();
@@ -47,7 +51,7 @@ void grouped_mm(uintptr_t a, uintptr_t b, uintptr_t offs, int dt, int64_t M, int
   const int64_t used = prev;
   for (int64_t r = used; r < M; ++r) {
     std::vector<float> z(size_t(N), 0.f);
-    row_from_f32(out_dt, z.data(), static_cast<char*>(g.out) + r * N * g.oesz, N);
+    row_from_f32(out_dt, z.data(), static_cast<char*>(g.out) + r * ldo * g.oesz, N);
   }
   std::vector<float> Af(size_t(std::max<int64_t>(used, 1) * g.Kp));
   g.Af = Af.data();

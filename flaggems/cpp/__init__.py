@@ -7,8 +7,8 @@ missing compiler: there is no silent fallback to something slower.
 
 Registered here (the ops are declared by flaggems.deepseek, which flaggems imports first):
 fp8_gemm, fp4_gemm, act_quant(+_inplace), fp4_act_quant(+_inplace), sparse_attn, moe_gate, moe_gate_hash,
-hc_split_sinkhorn, hadamard_transform. ``grouped_mm`` (the MoE cases of ``torch._grouped_mm``) is exposed as a
-function for the aten wiring.
+hc_split_sinkhorn, hadamard_transform, and ``aten::_grouped_mm`` (its MoE modes, 2D x 3D with offs and 3D x 3D;
+see flaggems/cpp/grouped.py ``aten_supports``). ``grouped_mm`` is also exposed as a plain function.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import torch
 from ._ext import CppExtensionError, available, error, lib  # noqa: F401
 from .attn import sparse_attn_cpp
 from .gemm import fp4_gemm_cpp, fp8_gemm_cpp
-from .grouped import grouped_mm, grouped_mm_cpp, supports as grouped_mm_supports  # noqa: F401
+from .grouped import aten_supports as grouped_mm_aten_supports
+from .grouped import grouped_mm, grouped_mm_aten, grouped_mm_cpp, supports as grouped_mm_supports  # noqa: F401
 from .misc import hadamard_transform_cpp, hc_split_sinkhorn_cpp
 from .moe import moe_gate_cpp, moe_gate_hash_cpp
 from .quant import act_quant_cpp, act_quant_inplace_cpp, fp4_act_quant_cpp, fp4_act_quant_inplace_cpp
@@ -48,6 +49,9 @@ def _register() -> None:
 
     for op, (fn, dtypes) in IMPLS.items():
         implement(op, kind="cpp", dtypes=dtypes)(fn)
+    # offs is int32; the float dtypes are checked together (a.dtype == b.dtype) by the predicate
+    implement("aten::_grouped_mm", kind="cpp", dtypes=_F | {torch.int32},
+              supports=grouped_mm_aten_supports)(grouped_mm_aten)
 
 
 _register()

@@ -5,13 +5,27 @@
 
 b may have any strides (e.g. expert weights stored [G, N, K] and passed as ``w.transpose(-2, -1)``).
 Rows past offs[-1] are zero; empty groups are fine. bf16 / fp16 / fp32, fp32 accumulation; out_dtype is
-a's dtype (default) or float32. The lead wires this to ``aten::_grouped_mm``.
+a's dtype (default) or float32.
+
+``aten::_grouped_mm`` (cpp kind, registered in flaggems/cpp/__init__.py) is served by :func:`grouped_mm_aten`
+for the modes :func:`aten_supports` accepts: 2D x 3D with offs and 3D x 3D without, CPU tensors, a and b of
+one dtype (bf16 / fp16 / fp32), out_dtype None or a's dtype (torch's rule), no bias. Same semantics as the
+Triton implementation: rows past offs[-1] are zero; offs that decrease or pass the row count raise RuntimeError
+(clamped instead where flaggems.ops.grouped_mm._host_checkable says offs are not host-readable).
 """
 from __future__ import annotations
 
 import torch
 
 from ._ext import dcode, lib, nthreads, require_cpu
+
+
+def _out(size, dtype):
+    """The output torch allocates: rows padded to 16 bytes (create_grouped_gemm_output_tensor)."""
+    align = 16 // (4 if dtype == torch.float32 else 2)
+    ld = (size[-1] + align - 1) // align * align
+    stride = (ld, 1) if len(size) == 2 else (size[1] * ld, ld, 1)
+    return torch.empty_strided(size, stride, dtype=dtype)
 
 
 def supports(a, b, offs=None, bias=None, out_dtype=None):
@@ -29,7 +43,7 @@ def supports(a, b, offs=None, bias=None, out_dtype=None):
     return f"only 2D x 3D with offs and 3D x 3D without offs (got {a.dim()}D x {b.dim()}D)"
 
 
-def grouped_mm_cpp(a, b, offs=None, bias=None, out_dtype=None):
+def grouped_mm_cpp(a, b, offs=None, bias=None, out_dtype=None, *, clamp_offs=False):
     op = "grouped_mm"
     require_cpu(op, a=a, b=b, offs=offs)
     r = supports(a, b, offs, bias, out_dtype)
@@ -45,14 +59,14 @@ def grouped_mm_cpp(a, b, offs=None, bias=None, out_dtype=None):
             raise ValueError(f"{op} (cpp): offs must be int32 [G={G}], got {offs.dtype} {tuple(offs.shape)}")
         M = a.shape[0]
         a2 = a if (K <= 1 or a.stride(1) == 1) else a.contiguous()
-        out = torch.empty((M, N), dtype=out_dtype)
+        out = _out((M, N), out_dtype)
         rows_per_group, offs_ptr, sam = 0, offs.contiguous().data_ptr(), a2.stride(0)
     else:
         if a.shape[0] != G:
             raise ValueError(f"{op} (cpp): a must be [G={G}, M, K], got {tuple(a.shape)}")
         a2 = a.contiguous()
         M = G * a.shape[1]
-        out = torch.empty((G, a.shape[1], N), dtype=out_dtype)
+        out = _out((G, a.shape[1], N), out_dtype)
         rows_per_group, offs_ptr, sam = a.shape[1], 0, K
     if out.numel() == 0:
         return out
@@ -62,10 +76,42 @@ def grouped_mm_cpp(a, b, offs=None, bias=None, out_dtype=None):
     if offs_keep is not None:
         offs_ptr = offs_keep.data_ptr()
     lib().grouped_mm(a2.data_ptr(), b.data_ptr(), offs_ptr, code, M, K, G, N, rows_per_group, sam,
-                     b.stride(0), b.stride(1), b.stride(2), out.data_ptr(), dcode(out_dtype, op, "out"), nthreads())
+                     b.stride(0), b.stride(1), b.stride(2), out.data_ptr(), out.stride(-2), dcode(out_dtype, op, "out"),
+                     int(clamp_offs), nthreads())
     return out
 
 
 def grouped_mm(a, b, offs=None, out_dtype=None):
     """Convenience entry point (see module docstring)."""
     return grouped_mm_cpp(a, b, offs, None, out_dtype)
+
+
+def aten_supports(a, b, offs=None, bias=None, out_dtype=None):
+    """Registry predicate for ``aten::_grouped_mm`` (kind cpp): None if grouped_mm_aten takes the call, else why."""
+    if not (a.is_cpu and b.is_cpu and (offs is None or offs.is_cpu)):
+        return "cpp grouped_mm runs on CPU tensors only"
+    if out_dtype is not None and out_dtype != a.dtype:
+        return "out_dtype differs from the input dtype"
+    r = supports(a, b, offs, bias, out_dtype)
+    if r is not None:
+        return r
+    if a.shape[-1] != b.shape[1]:
+        return "contraction mismatch"
+    if offs is not None:
+        if offs.dtype != torch.int32 or offs.dim() != 1 or offs.shape[0] != b.shape[0]:
+            return "offs must be int32 [G]"
+    elif a.shape[0] != b.shape[0]:
+        return "batch sizes"
+    return None
+
+
+def grouped_mm_aten(a, b, offs=None, bias=None, out_dtype=None):
+    """``aten::_grouped_mm`` on CPU (modes / dtypes per :func:`aten_supports`)."""
+    from flaggems.ops import grouped_mm as _tri  # the Triton implementation's host-check rule, shared
+
+    # offsets the Triton launcher would not read on host are clamped in the kernel, as its kernel does
+    clamp = offs is not None and not _tri._host_checkable(offs)
+    try:
+        return grouped_mm_cpp(a, b, offs, bias, out_dtype, clamp_offs=clamp)
+    except ValueError as e:  # bad offs found by the kernel: RuntimeError like the Triton implementation
+        raise RuntimeError(str(e)) from None

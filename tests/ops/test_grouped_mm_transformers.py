@@ -38,7 +38,8 @@ def test_qwen3_moe_grouped_mm_experts(dtype, include):
             with flaggems.record() as rep:
                 got = model(ids).logits
     row = rep._find("_grouped_mm")
-    assert dict(row["served"]).get("triton", 0) == 4, f"_grouped_mm not served: {row}"   # 2 layers x (up, down)
+    # 2 layers x (up, down), by whichever kind the vendor prefers (cpu: the C++ kernel)
+    assert sum(dict(row["served"]).values()) == 4 and not row["fallback"], f"_grouped_mm not served: {row}"
     assert not row["fallback"], row["fallback"]
     assert_close(got, want.double(), dtype, reduce_len=64)
 
