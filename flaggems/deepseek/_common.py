@@ -41,3 +41,13 @@ def check_same_device(op: str, **tensors) -> None:
     devs = {name: t.device for name, t in tensors.items() if isinstance(t, torch.Tensor)}
     if len(set(devs.values())) > 1:
         raise ValueError(f"{op}: all tensors must be on one device, got {devs}")
+
+
+# fp8_gemm and fp4_gemm share one op signature: C[..., N] = A[..., K] · B[N, K]ᵀ with block scales
+GEMM_SCHEMA = "(Tensor a, Tensor a_s, Tensor b, Tensor b_s, ScalarType? out_dtype=None) -> Tensor"
+
+
+def gemm_fake(a, a_s, b, b_s, out_dtype=None):
+    """Meta kernel of the scaled GEMMs: output in out_dtype (default: torch's default dtype)."""
+    out_dtype = torch.get_default_dtype() if out_dtype is None else out_dtype
+    return a.new_empty((*a.shape[:-1], b.shape[0]), dtype=out_dtype)

@@ -212,22 +212,15 @@ def fp8_gemm_ref(a, a_s, b, b_s, out_dtype=None):
     return fp8_gemm_ref_f64(a, a_s, b, b_s).to(out_dtype)
 
 
-def _fake(a, a_s, b, b_s, out_dtype=None):
-    out_dtype = torch.get_default_dtype() if out_dtype is None else out_dtype
-    return a.new_empty((*a.shape[:-1], b.shape[0]), dtype=out_dtype)
-
-
-SCHEMA = "(Tensor a, Tensor a_s, Tensor b, Tensor b_s, ScalarType? out_dtype=None) -> Tensor"
-
-
 def _impl(a, a_s, b, b_s, out_dtype=None):
     return fp8_gemm_triton(a, a_s, b, b_s, out_dtype, check=False)  # the registry ran _check
 
 
 def _register():
+    from flaggems.deepseek._common import GEMM_SCHEMA, gemm_fake
     from flaggems.registry import custom_op, implement
 
-    custom_op("flaggems::fp8_gemm", SCHEMA, reference=fp8_gemm_ref, fake=_fake, check=_check)
+    custom_op("flaggems::fp8_gemm", GEMM_SCHEMA, reference=fp8_gemm_ref, fake=gemm_fake, check=_check)
     # the dequantise path decodes fp8/fp4 bytes itself: vendors without fp8/fp4 hardware still run it
     implement("flaggems::fp8_gemm", kind="triton", decodes=("fp8", "fp4"),
               dtypes={torch.float8_e4m3fn, torch.float8_e8m0fnu, torch.float32})(_impl)
