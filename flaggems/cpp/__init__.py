@@ -8,7 +8,8 @@ missing compiler: there is no silent fallback to something slower.
 Registered here (the ops are declared by flaggems.deepseek, which flaggems imports first):
 fp8_gemm, fp4_gemm, act_quant(+_inplace), fp4_act_quant(+_inplace), sparse_attn, moe_gate, moe_gate_hash,
 hc_split_sinkhorn, hadamard_transform, and ``aten::_grouped_mm`` (its MoE modes, 2D x 3D with offs and 3D x 3D;
-see flaggems/cpp/grouped.py ``aten_supports``). ``grouped_mm`` is also exposed as a plain function.
+see flaggems/cpp/grouped.py ``aten_supports``) and ``aten::_scaled_mm`` (+ ``.out``) for its blockwise and
+MXFP8 / MXFP4 recipes (flaggems/cpp/scaled.py ``supports``). ``grouped_mm`` is also exposed as a plain function.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from .grouped import grouped_mm, grouped_mm_aten, grouped_mm_cpp, supports as gr
 from .misc import hadamard_transform_cpp, hc_split_sinkhorn_cpp
 from .moe import moe_gate_cpp, moe_gate_hash_cpp
 from .quant import act_quant_cpp, act_quant_inplace_cpp, fp4_act_quant_cpp, fp4_act_quant_inplace_cpp
+from .scaled import scaled_mm_cpp, scaled_mm_out_cpp
+from .scaled import supports as scaled_mm_supports
 
 _F = {torch.float32, torch.bfloat16, torch.float16}
 _I = {torch.int32, torch.int64}
@@ -52,6 +55,10 @@ def _register() -> None:
     # offs is int32; the float dtypes are checked together (a.dtype == b.dtype) by the predicate
     implement("aten::_grouped_mm", kind="cpp", dtypes=_F | {torch.int32},
               supports=grouped_mm_aten_supports)(grouped_mm_aten)
+    # blockwise (1x128 / 128x128, fp32 scales) and MXFP8 / MXFP4 recipes; the rest goes on to Triton
+    implement("aten::_scaled_mm", kind="cpp", decodes=("fp8", "fp4"), supports=scaled_mm_supports)(scaled_mm_cpp)
+    implement("aten::_scaled_mm.out", kind="cpp", decodes=("fp8", "fp4"),
+              supports=scaled_mm_supports)(scaled_mm_out_cpp)
 
 
 _register()
