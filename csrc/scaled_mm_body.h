@@ -1,36 +1,6 @@
 // ISA-specific part of scaled_mm.cpp, compiled once per ISA by isa_expand.h (no includes here).
 // Bt panel decode: rows n0..n0+nr, K range [k0, k0+kc) (multiples of 32), times the per-32 scale.
-#if FG_CUR_ISA == 2
-static FG_INLINE void sm_fp4_block32(const uint8_t* p, float s, float* dst) {
-  const __m512 lut = _mm512_mul_ps(
-      _mm512_setr_ps(0.f, .5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f, -0.f, -.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f),
-      _mm512_set1_ps(s));
-  const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  _mm512_storeu_ps(dst, _mm512_permutexvar_ps(_mm512_and_si512(x, _mm512_set1_epi32(15)), lut));
-  _mm512_storeu_ps(dst + 16, _mm512_permutexvar_ps(_mm512_srli_epi32(x, 4), lut));
-}
-#elif FG_CUR_ISA == 1
-static FG_INLINE __m256 sm_fp4_dec8(__m256 lut, __m256i idx) {
-  __m256 mag = _mm256_permutevar8x32_ps(lut, idx);
-  __m256i sign = _mm256_slli_epi32(_mm256_and_si256(idx, _mm256_set1_epi32(8)), 28);
-  return _mm256_xor_ps(mag, _mm256_castsi256_ps(sign));
-}
-static FG_INLINE void sm_fp4_block32(const uint8_t* p, float s, float* dst) {
-  const __m256 lut = _mm256_mul_ps(_mm256_setr_ps(0.f, .5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f), _mm256_set1_ps(s));
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m256i x0 = _mm256_cvtepu8_epi32(bytes);
-  const __m256i x1 = _mm256_cvtepu8_epi32(_mm_unpackhi_epi64(bytes, bytes));
-  const __m256i m15 = _mm256_set1_epi32(15);
-  _mm256_storeu_ps(dst + 0, sm_fp4_dec8(lut, _mm256_and_si256(x0, m15)));
-  _mm256_storeu_ps(dst + 8, sm_fp4_dec8(lut, _mm256_and_si256(x1, m15)));
-  _mm256_storeu_ps(dst + 16, sm_fp4_dec8(lut, _mm256_srli_epi32(x0, 4)));
-  _mm256_storeu_ps(dst + 24, sm_fp4_dec8(lut, _mm256_srli_epi32(x1, 4)));
-}
-#else
-static FG_INLINE void sm_fp4_block32(const uint8_t* p, float s, float* dst) {
-  for (int i = 0; i < 16; ++i) { dst[i] = kFp4Values[p[i] & 15] * s; dst[16 + i] = kFp4Values[p[i] >> 4] * s; }
-}
-#endif
+#include "fp4_block32.h"
 
 static FG_INLINE void sm_decode_rows(const ScaledArgs& g, int64_t n0, int64_t nr, int64_t k0, int64_t kc,
                                      float* dst, int64_t ldd) {
@@ -41,7 +11,7 @@ static FG_INLINE void sm_decode_rows(const ScaledArgs& g, int64_t n0, int64_t nr
     float* d = dst + r * ldd;
     if (g.fp4) {
       const uint8_t* brow = g.b + n * (g.K / 2);
-      for (int64_t k = k0; k < k0 + kc; k += 32) sm_fp4_block32(brow + k / 2, scale_get(g.sb, n, k), d + (k - k0));
+      for (int64_t k = k0; k < k0 + kc; k += 32) fp4_block32(brow + k / 2, scale_get(g.sb, n, k), d + (k - k0));
     } else {
       const uint8_t* brow = g.b + n * g.K;
       for (int64_t k = k0; k < k0 + kc; k += 32) {
