@@ -37,6 +37,7 @@ import triton.language as tl
 from .. import runtime
 from ..registry import implement
 from . import elementwise as ew
+from .reduction import rows_layout
 
 FLOAT = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 INT = frozenset({torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64})
@@ -294,7 +295,8 @@ def _accum_buffer(dst):
 # --------------------------------------------------------------------------------------------------------------
 # gather
 
-def _gather_supports(self, dim, index, sparse_grad=False, *, out=None):
+def _along_dim_reason(self, dim, index):
+    """Why gather/scatter cannot take (self, dim, index) (None if they can): the shared shape/dtype rules."""
     if self.dtype not in DATA:
         return f"dtype {self.dtype}"
     if index.dtype != torch.int64:
@@ -309,6 +311,13 @@ def _gather_supports(self, dim, index, sparse_grad=False, *, out=None):
     d = dim % nd
     if any(index.size(k) > self.size(k) for k in range(nd) if k != d):
         return "index larger than self (torch raises)"
+    return None
+
+
+def _gather_supports(self, dim, index, sparse_grad=False, *, out=None):
+    r = _along_dim_reason(self, dim, index)
+    if r:
+        return r
     if out is not None:
         if out.dtype != self.dtype:
             return "out dtype"
@@ -616,20 +625,10 @@ def _index_put_dispatch(self, indices, values, accumulate):
 # scatter / scatter_add / index_add
 
 def _scatter_check(self, dim, index, src=None):
-    if self.dtype not in DATA:
-        return f"dtype {self.dtype}"
-    if index.dtype != torch.int64:
-        return "index dtype (torch raises)"
+    r = _along_dim_reason(self, dim, index)
+    if r:
+        return r
     nd = self.dim()
-    if nd == 0 or index.dim() != nd:
-        return "0-dim or rank mismatch"
-    if nd > MAX_RANK:
-        return f"rank > {MAX_RANK}"
-    if not -nd <= dim < nd:
-        return "dim out of range"
-    d = dim % nd
-    if any(index.size(k) > self.size(k) for k in range(nd) if k != d):
-        return "index larger than self (torch raises)"
     if isinstance(src, torch.Tensor):
         if src.dtype != self.dtype:
             return "src dtype differs (torch raises)"
@@ -1260,27 +1259,6 @@ def _cumsum_kernel(x_ptr, y_ptr, M, M2, N, sx1, sx2, sxn, sy1, sy2, syn,
         c = tl.cumsum(x, axis=1) + carry[:, None]
         tl.store(y_ptr + yb[:, None] + cols[None, :] * syn, c.to(y_ptr.dtype.element_ty), mask=mask)
         carry += tl.sum(x, axis=1)
-
-
-def rows_layout(t: torch.Tensor, dim: int):
-    """(M, M2, s1, s2, sn): t viewed as rows [m1, n, m2] along ``dim``, or None if outer/inner dims don't merge."""
-    def merge(sizes, strides):
-        merged = []
-        for s, st in zip(sizes, strides):
-            if s == 1:
-                continue
-            if merged and merged[-1][1] == st * s:
-                merged[-1] = (merged[-1][0] * s, st)
-            else:
-                merged.append((s, st))
-        return merged
-    outer = merge(t.shape[:dim], t.stride()[:dim])
-    inner = merge(t.shape[dim + 1:], t.stride()[dim + 1:])
-    if len(outer) > 1 or len(inner) > 1:
-        return None
-    m1, s1 = outer[0] if outer else (1, 0)
-    m2, s2 = inner[0] if inner else (1, 0)
-    return m1 * m2, m2, s1, s2, t.stride(dim) if t.dim() else 0
 
 
 def _cumsum_dtype(self, dtype):

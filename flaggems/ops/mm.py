@@ -149,20 +149,31 @@ def bmm_out(a, b, *, out):
     return _launch(a, b, out)
 
 
+def _bias_reason(bias, dtype, shape):
+    """Why ``bias`` cannot be the beta-scaled term of an addmm-style op with output ``shape`` (None if it can)."""
+    if bias.dtype != dtype or bias.dim() > len(shape):
+        return "bias dtype/rank"
+    try:
+        if torch.broadcast_shapes(bias.shape, shape) != tuple(shape):
+            return "bias shape"
+    except RuntimeError:
+        return "bias shape"
+    return None
+
+
+def _scalars_ok(alpha, beta):
+    if isinstance(alpha, complex) or isinstance(beta, complex):
+        return "complex scalars"
+    return None
+
+
 def _supports_addmm(bias, a, b, *, beta=1, alpha=1, out=None):
     r = _supports_mm(a, b)
     if r:
         return r
-    if bias.dtype != a.dtype:
-        return "bias dtype"
-    try:
-        torch.broadcast_shapes(bias.shape, (a.shape[0], b.shape[1]))
-    except RuntimeError:
-        return "bias shape"
-    if bias.dim() > 2:
-        return "bias rank"
-    if isinstance(alpha, complex) or isinstance(beta, complex):
-        return "complex scalars"
+    r = _bias_reason(bias, a.dtype, (a.shape[0], b.shape[1])) or _scalars_ok(alpha, beta)
+    if r:
+        return r
     if out is not None and (out.dtype != a.dtype or tuple(out.shape) != (a.shape[0], b.shape[1])):
         return "out dtype/shape"
     return None
@@ -196,10 +207,6 @@ def addmm_out(bias, a, b, *, beta=1, alpha=1, out):
 # the rest of the dense family: what matmul / einsum / linear reach at the device key besides mm/bmm/addmm
 # (matmul 2-D x 1-D -> mv, 1-D x 1-D -> dot; baddbmm / addbmm / addmv from user code and backward formulas)
 
-def _scalars_ok(alpha, beta):
-    if isinstance(alpha, complex) or isinstance(beta, complex):
-        return "complex scalars"
-    return None
 
 
 def _supports_mv(a, v, *, out=None):
@@ -256,10 +263,9 @@ def _supports_addmv(bias, a, v, *, beta=1, alpha=1, out=None):
     r = _supports_mv(a, v) or _scalars_ok(alpha, beta)
     if r:
         return r
-    if bias.dtype != a.dtype or bias.dim() > 1:
-        return "bias dtype/rank"
-    if bias.dim() == 1 and bias.shape[0] not in (1, a.shape[0]):
-        return "bias shape"
+    r = _bias_reason(bias, a.dtype, (a.shape[0],))
+    if r:
+        return r
     if out is not None and (out.dtype != a.dtype or tuple(out.shape) != (a.shape[0],)):
         return "out dtype/shape"
     return None
@@ -290,13 +296,9 @@ def _supports_baddbmm(bias, b1, b2, *, beta=1, alpha=1, out=None):
     if r:
         return r
     shape = (b1.shape[0], b1.shape[1], b2.shape[2])
-    if bias.dtype != b1.dtype or bias.dim() > 3:
-        return "bias dtype/rank"
-    try:
-        if torch.broadcast_shapes(bias.shape, shape) != shape:
-            return "bias shape"
-    except RuntimeError:
-        return "bias shape"
+    r = _bias_reason(bias, b1.dtype, shape)
+    if r:
+        return r
     if out is not None and (out.dtype != b1.dtype or tuple(out.shape) != shape):
         return "out dtype/shape"
     return None
@@ -325,13 +327,9 @@ def _supports_addbmm(bias, b1, b2, *, beta=1, alpha=1, out=None):
     if r:
         return r
     shape = (b1.shape[1], b2.shape[2])
-    if bias.dtype != b1.dtype or bias.dim() > 2:
-        return "bias dtype/rank"
-    try:
-        if torch.broadcast_shapes(bias.shape, shape) != shape:
-            return "bias shape"
-    except RuntimeError:
-        return "bias shape"
+    r = _bias_reason(bias, b1.dtype, shape)
+    if r:
+        return r
     if out is not None and (out.dtype != b1.dtype or tuple(out.shape) != shape):
         return "out dtype/shape"
     return None

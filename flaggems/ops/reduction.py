@@ -74,6 +74,18 @@ def _merge(sizes: Sequence[int], strides: Sequence[int]):
     return merged
 
 
+def rows_layout(t: torch.Tensor, dim: int):
+    """(M, M2, s1, s2, sn): t viewed as rows [m1, n, m2] along ``dim`` (outer dims, ``dim``, inner dims), or
+    None if the outer or the inner dims do not coalesce into one stride each."""
+    outer = _merge(t.shape[:dim], t.stride()[:dim])
+    inner = _merge(t.shape[dim + 1:], t.stride()[dim + 1:])
+    if len(outer) > 1 or len(inner) > 1:
+        return None
+    m1, s1 = outer[0] if outer else (1, 0)
+    m2, s2 = inner[0] if inner else (1, 0)
+    return m1 * m2, m2, s1, s2, t.stride(dim) if t.dim() else 0
+
+
 def _acc_dtype(dt: torch.dtype) -> torch.dtype:
     if dt.is_floating_point:
         return torch.float64 if dt is torch.float64 else torch.float32

@@ -13,6 +13,7 @@ import triton.language as tl
 from .. import runtime
 from ..registry import implement
 from . import elementwise as ew
+from .reduction import rows_layout
 
 FLOAT = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 _DEFAULT = {"BLOCK_M": 4, "BLOCK_N": 1024}
@@ -65,37 +66,17 @@ def _softmax_kernel(x_ptr, y_ptr, M, M2, N, sx1, sx2, sxn, sy1, sy2, syn,
             tl.store(y_ptr + yb[:, None] + cols[None, :] * syn, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
-def _rows(t: torch.Tensor, dim: int):
-    """(M, M2, s1, s2, sn) describing t as [m1, n, m2] rows, or None if the outer/inner dims do not merge."""
-    def merge(sizes, strides):
-        pairs = [(s, st) for s, st in zip(sizes, strides) if s != 1]
-        merged = []
-        for s, st in pairs:
-            if merged and merged[-1][1] == st * s:
-                merged[-1] = (merged[-1][0] * s, st)
-            else:
-                merged.append((s, st))
-        return merged
-    outer = merge(t.shape[:dim], t.stride()[:dim])
-    inner = merge(t.shape[dim + 1:], t.stride()[dim + 1:])
-    if len(outer) > 1 or len(inner) > 1:
-        return None
-    m1, s1 = outer[0] if outer else (1, 0)
-    m2, s2 = inner[0] if inner else (1, 0)
-    return m1 * m2, m2, s1, s2, t.stride(dim) if t.dim() else 0
-
-
 def softmax_into(x: torch.Tensor, dim: int, y: torch.Tensor, log: bool = False) -> torch.Tensor:
     if x.numel() == 0:
         return y
     dim = dim % max(x.dim(), 1) if x.dim() else 0
     N = x.size(dim) if x.dim() else 1
-    xr = _rows(x, dim) if x.dim() else (1, 1, 0, 0, 0)
+    xr = rows_layout(x, dim) if x.dim() else (1, 1, 0, 0, 0)
     if xr is None:
         x = x.contiguous()
-        xr = _rows(x, dim)
-    yt = y if (y.dim() == 0 or _rows(y, dim) is not None) else torch.empty_like(y, memory_format=torch.contiguous_format)
-    yr = _rows(yt, dim) if yt.dim() else (1, 1, 0, 0, 0)
+        xr = rows_layout(x, dim)
+    yt = y if (y.dim() == 0 or rows_layout(y, dim) is not None) else torch.empty_like(y, memory_format=torch.contiguous_format)
+    yr = rows_layout(yt, dim) if yt.dim() else (1, 1, 0, 0, 0)
     M, M2, sx1, sx2, sxn = xr
     _, _, sy1, sy2, syn = yr
     acc = torch.float64 if x.dtype is torch.float64 else torch.float32

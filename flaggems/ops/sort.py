@@ -21,7 +21,8 @@ import triton.language as tl
 
 from .. import runtime
 from ..registry import implement
-from .indexing import DATA, _same_storage, rows_layout
+from .indexing import DATA, _same_storage
+from .reduction import rows_layout
 
 MAX_SORT_N = 16384
 _INT64_MAX = 2 ** 63 - 1
@@ -141,32 +142,47 @@ def _check(self, dim, k=None, outs=(), limit=True):
     return None
 
 
-def sort_rows(self, dim, k, descending, values=None, indices=None):
-    """The first k of each row of ``self`` along ``dim`` in sorted order, into (values, indices)."""
-    x = self if self.dim() else self.reshape(1)
-    d = dim % x.dim()
+def _rows_io(x, d, k, values, indices):
+    """Outputs for the first k of every row of x along d: (values, indices) allocated or resized to x's shape
+    with k at d, and, unless they are empty, (x', tv, ti, x' rows, tv strides, ti strides): x' a row-addressable
+    view or copy of x, tv/ti the outputs or contiguous temporaries where their layout is not row-addressable."""
     shape = list(x.shape)
     shape[d] = k
     if values is None:
-        values = torch.empty(shape, dtype=self.dtype, device=self.device)
+        values = torch.empty(shape, dtype=x.dtype, device=x.device)
     if indices is None:
-        indices = torch.empty(shape, dtype=torch.int64, device=self.device)
+        indices = torch.empty(shape, dtype=torch.int64, device=x.device)
     for o in (values, indices):
         if list(o.shape) != shape:
             o.resize_(shape)
-    n = x.size(d)
     if values.numel() == 0:
-        return values, indices
+        return values, indices, None
     lx = rows_layout(x, d)
     if lx is None:
         x = x.contiguous()
         lx = rows_layout(x, d)
-    tv = values if rows_layout(values, d) is not None else torch.empty(shape, dtype=self.dtype, device=self.device)
-    ti = indices if rows_layout(indices, d) is not None else torch.empty(shape, dtype=torch.int64,
-                                                                           device=self.device)
-    M, M2, sx1, sx2, sxn = lx
-    _, _, sv1, sv2, svn = rows_layout(tv, d)
-    _, _, si1, si2, sin_ = rows_layout(ti, d)
+    tv = values if rows_layout(values, d) is not None else torch.empty(shape, dtype=x.dtype, device=x.device)
+    ti = indices if rows_layout(indices, d) is not None else torch.empty(shape, dtype=torch.int64, device=x.device)
+    return values, indices, (x, tv, ti, lx, rows_layout(tv, d)[2:], rows_layout(ti, d)[2:])
+
+
+def _rows_done(values, indices, tv, ti):
+    if tv is not values:
+        values.copy_(tv)
+    if ti is not indices:
+        indices.copy_(ti)
+    return values, indices
+
+
+def sort_rows(self, dim, k, descending, values=None, indices=None):
+    """The first k of each row of ``self`` along ``dim`` in sorted order, into (values, indices)."""
+    x = self if self.dim() else self.reshape(1)
+    d = dim % x.dim()
+    n = x.size(d)
+    values, indices, rows = _rows_io(x, d, k, values, indices)
+    if rows is None:
+        return values, indices
+    x, tv, ti, (M, M2, sx1, sx2, sxn), (sv1, sv2, svn), (si1, si2, sin_) = rows
     block_n = triton.next_power_of_2(n)
     tile = 16384 if runtime.interpreting() else 2048
     block_m = max(1, min(triton.next_power_of_2(M), tile // block_n))
@@ -175,11 +191,7 @@ def sort_rows(self, dim, k, descending, values=None, indices=None):
             x, tv, ti, M, M2, n, k, sx1, sx2, sxn, sv1, sv2, svn, si1, si2, sin_,
             KIND=_kind(self.dtype), DESC=bool(descending), BLOCK_M=block_m, BLOCK_N=block_n,
             LOG_N=block_n.bit_length() - 1)
-    if tv is not values:
-        values.copy_(tv)
-    if ti is not indices:
-        indices.copy_(ti)
-    return values, indices
+    return _rows_done(values, indices, tv, ti)
 
 
 def _dimsize(self, dim):
@@ -458,28 +470,10 @@ def _topk_cpu_kernel(x_ptr, v_ptr, i_ptr, kbuf, ibuf, stack, M2, N, K, sx1, sx2,
 
 def topk_cpu_compat(self, dim, k, largest, sorted_, values=None, indices=None):
     d = dim % self.dim()
-    shape = list(self.shape)
-    shape[d] = k
-    if values is None:
-        values = torch.empty(shape, dtype=self.dtype, device=self.device)
-    if indices is None:
-        indices = torch.empty(shape, dtype=torch.int64, device=self.device)
-    for o in (values, indices):
-        if list(o.shape) != shape:
-            o.resize_(shape)
-    if values.numel() == 0:
+    values, indices, rows = _rows_io(self, d, k, values, indices)
+    if rows is None:
         return values, indices
-    x = self
-    lx = rows_layout(x, d)
-    if lx is None:
-        x = x.contiguous()
-        lx = rows_layout(x, d)
-    tv = values if rows_layout(values, d) is not None else torch.empty(shape, dtype=self.dtype, device=self.device)
-    ti = indices if rows_layout(indices, d) is not None else torch.empty(shape, dtype=torch.int64,
-                                                                           device=self.device)
-    M, M2, sx1, sx2, sxn = lx
-    _, _, sv1, sv2, svn = rows_layout(tv, d)
-    _, _, si1, si2, sin_ = rows_layout(ti, d)
+    x, tv, ti, (M, M2, sx1, sx2, sxn), (sv1, sv2, svn), (si1, si2, sin_) = rows
     n = x.size(d)
     kbuf = torch.empty((M, n), dtype=torch.int64, device=self.device)
     ibuf = torch.empty((M, n), dtype=torch.int64, device=self.device)
@@ -489,8 +483,4 @@ def topk_cpu_compat(self, dim, k, largest, sorted_, values=None, indices=None):
         _topk_cpu_kernel[(M,)](x, tv, ti, kbuf, ibuf, stack, M2, n, k, sx1, sx2, sxn, sv1, sv2, svn,
                                si1, si2, sin_, KIND=_kind(self.dtype), DESC=bool(largest), SORTED=bool(sorted_),
                                PARTIAL=k * 64 <= n, BLOCK_N=block_n)
-    if tv is not values:
-        values.copy_(tv)
-    if ti is not indices:
-        indices.copy_(ti)
-    return values, indices
+    return _rows_done(values, indices, tv, ti)
