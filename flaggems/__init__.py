@@ -6,7 +6,6 @@ DeepSeek-V4 kernels (``torch.ops.flaggems.*``) to flaggems' Triton and C++ imple
 from __future__ import annotations
 
 import contextlib
-import importlib.util as _ilu
 import os as _os
 from typing import Iterable, List, Optional
 
@@ -35,11 +34,8 @@ if _prefer is not None and _prefer not in registry.KINDS:
 registry._PREFER_ENV = _prefer
 
 from . import ops  # noqa: E402,F401  (declares the ATen implementations)
-
-for _optional in ("deepseek", "cpp"):
-    # these packages are part of flaggems; an ImportError inside them is a real error and propagates
-    if _ilu.find_spec(f"{__name__}.{_optional}") is not None:
-        __import__(f"{__name__}.{_optional}")
+from . import deepseek  # noqa: E402,F401  (declares the flaggems:: custom ops and their Triton impls)
+from . import cpp  # noqa: E402,F401  (C++ impls; a missing extension raises at first use)
 
 registry._set_vendor(_PLUGIN)
 

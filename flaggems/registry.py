@@ -275,14 +275,13 @@ def prefer_impl(kind: Optional[str]):
     """Prefer one implementation kind ("triton" or "cpp") on this thread; None restores the vendor order."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"prefer_impl: kind must be one of {KINDS} or None, got {kind!r}")
+    # the preferred kind is part of every resolution-cache key, so no cache needs clearing
     prev = _TLS.prefer
     _TLS.prefer = kind
-    clear_caches()
     try:
         yield
     finally:
         _TLS.prefer = prev
-        clear_caches()
 
 
 def _key(args, kwargs) -> tuple:
