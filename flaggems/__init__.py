@@ -22,7 +22,7 @@ if _PLUGIN.interpret:
 
 def vendor() -> "_vendors.VendorPlugin":
     """The active vendor plugin (name, device type, dispatch key, capability flags)."""
-    return registry._VENDOR or _PLUGIN
+    return _vendors.active()
 
 
 from . import record as _record_mod  # noqa: E402

@@ -23,16 +23,11 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 import torch
 
 from . import record as _record
+from . import vendors as _vendors
+from .formats import FP4_DTYPES, FP8_DTYPES
 
 KINDS = ("triton", "cpp")
 
-FP8_DTYPES = frozenset(
-    getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
-    if hasattr(torch, n))
-FP4_DTYPES = frozenset(getattr(torch, n) for n in ("float4_e2m1fn_x2",) if hasattr(torch, n))
-_E8M0 = getattr(torch, "float8_e8m0fnu", None)
-if _E8M0 is not None:
-    FP8_DTYPES = FP8_DTYPES | {_E8M0}
 
 
 class RegistrationError(RuntimeError):
@@ -220,6 +215,7 @@ _PREFER_ENV: Optional[str] = None
 
 def _set_vendor(plugin) -> None:
     global _VENDOR, _DENIED
+    _vendors.set_active(plugin)
     _VENDOR = plugin
     _DENIED = frozenset(_expand_names(plugin.deny, strict=False)) if plugin.deny else frozenset()
     for o in plugin.overrides:
@@ -253,6 +249,7 @@ def override_vendor(plugin):
         for q, impls in saved.items():
             _ENTRIES[q].impls[:] = impls
         _VENDOR, _DENIED = prev_vendor, prev_denied
+        _vendors.set_active(prev_vendor)
         clear_caches()
         if prev_cfg is not None:
             apply(prev_cfg.include, prev_cfg.exclude)

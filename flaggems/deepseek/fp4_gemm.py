@@ -115,9 +115,9 @@ def _fp4_gemm_kernel(a_ptr, as_ptr, b_ptr, bs_ptr, c_ptr, M, N, K,
 
 # ----------------------------------------------------------------------------------------------------
 def _capability(flag: str) -> bool:
-    import flaggems
+    from flaggems.vendors import active
 
-    return bool(getattr(flaggems.vendor().capabilities, flag, False))
+    return bool(getattr(active().capabilities, flag, False))
 
 
 def choose_mode(use_dot_scaled=None, use_fp8=None) -> str:

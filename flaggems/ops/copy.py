@@ -13,7 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ..registry import FP8_DTYPES, implement
+from ..formats import FP8_DTYPES
+from ..registry import implement
 from . import elementwise as ew
 from .pointwise_more import _identity
 

@@ -170,7 +170,7 @@ def _cast_needed(a: torch.Tensor, b: torch.Tensor) -> bool:
     """fp8 operands: dot them natively when both share one fp8 type and the vendor has fp8, else via bf16."""
     if a.dtype.itemsize != 1:
         return False
-    from .. import vendor
+    from ..vendors import active as vendor
 
     return a.dtype != b.dtype or not vendor().capabilities.fp8
 

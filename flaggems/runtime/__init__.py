@@ -27,9 +27,9 @@ def device_guard(tensor):
 
 @functools.lru_cache(maxsize=None)
 def device_name() -> str:
-    from .. import vendor
+    from ..vendors import active
 
-    v = vendor()
+    v = active()
     if v.device_type == "cpu":
         import platform
 

@@ -30,9 +30,9 @@ def bucket(n: int) -> int:
 
 
 def candidates(kernel: str, default: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    from .. import vendor
+    from ..vendors import active
 
-    configs = vendor().configs().get(kernel)
+    configs = active().configs().get(kernel)
     return [dict(c) for c in (configs if configs else default)]
 
 
@@ -41,10 +41,10 @@ def _tune_cache() -> TuneCache:
     if _CACHE is None:
         import triton
 
-        from .. import vendor
+        from ..vendors import active
         from . import device_name
 
-        _CACHE = TuneCache.for_device(vendor().name, device_name(), triton.__version__)
+        _CACHE = TuneCache.for_device(active().name, device_name(), triton.__version__)
     return _CACHE
 
 

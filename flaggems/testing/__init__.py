@@ -44,7 +44,7 @@ def tolerance(dtype: torch.dtype, reduce_len: int = 1) -> Tol:
 
 
 def reference_dtype(device_type: str = "cpu") -> torch.dtype:
-    from .. import vendor
+    from ..vendors import active as vendor
 
     v = vendor()
     if device_type != v.device_type or v.capabilities.fp64:

@@ -19,7 +19,7 @@ def shapes(min_dims: int = 1, max_dims: int = 4, max_side: int = 33, allow_empty
 
 
 def float_dtypes(include_fp64: bool = False):
-    from .. import vendor
+    from ..vendors import active as vendor
 
     caps = vendor().capabilities
     out = [torch.float32, torch.float16]

@@ -30,7 +30,35 @@ DETECTION_ORDER = ("ascend", "cambricon", "mthreads",                 # PrivateU
 
 __all__ = ["Capabilities", "Override", "VendorPlugin", "CAPABILITY_FLAGS", "config_path", "builtin",
            "entry_point_plugins", "available", "select", "detect_builtin", "ENTRY_POINT_GROUP", "VendorSelectionError",
-           "BUILTINS", "SEEDS", "DETECTION_ORDER"]
+           "BUILTINS", "SEEDS", "DETECTION_ORDER", "active", "set_active"]
+
+# The one active vendor plugin of the process. Everything that needs it (registry, runtime, kernels, testing)
+# imports this module downward and asks ``active()``; only ``set_active`` changes it.
+_ACTIVE: Optional[VendorPlugin] = None
+_LISTENERS: list = []
+
+
+def active() -> VendorPlugin:
+    """The active vendor plugin (chosen by ``import flaggems``; swapped by ``registry.override_vendor``)."""
+    if _ACTIVE is None:
+        raise VendorSelectionError("no vendor plugin is active yet: import flaggems first")
+    return _ACTIVE
+
+
+def set_active(plugin: VendorPlugin) -> Optional[VendorPlugin]:
+    """Make ``plugin`` the active vendor; returns the previous one. Listeners (the registry) are told."""
+    global _ACTIVE
+    if not isinstance(plugin, VendorPlugin):
+        raise TypeError(f"set_active needs a VendorPlugin, got {type(plugin).__name__}")
+    prev, _ACTIVE = _ACTIVE, plugin
+    for fn in list(_LISTENERS):
+        fn(plugin)
+    return prev
+
+
+def on_change(fn) -> None:
+    """Call ``fn(plugin)`` whenever the active vendor changes (the registry keeps its hot-path copy this way)."""
+    _LISTENERS.append(fn)
 
 
 class VendorSelectionError(RuntimeError):
