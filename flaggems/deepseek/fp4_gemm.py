@@ -35,7 +35,8 @@ import torch
 import triton
 import triton.language as tl
 
-from flaggems.deepseek._common import check_same_device, check_tensor, device_guard, interpreting, next_pow2
+from flaggems.runtime.checks import check_same_device, check_tensor
+from flaggems.runtime import device_guard, interpreting, next_pow2
 from flaggems.deepseek.quant import (e2m1_to_f32, e4m3_to_f32, e8m0_to_f32, e8m0_to_float_ref,
                                      unpack_fp4_ref)
 
@@ -230,7 +231,7 @@ def _impl(a, a_s, b, b_s, out_dtype=None):
 
 
 def _register():
-    from flaggems.deepseek._common import GEMM_SCHEMA, gemm_fake
+    from flaggems.deepseek.fp8_gemm import GEMM_SCHEMA, gemm_fake
     from flaggems.registry import custom_op, implement
 
     custom_op("flaggems::fp4_gemm", GEMM_SCHEMA, reference=fp4_gemm_ref, fake=gemm_fake, check=_check)

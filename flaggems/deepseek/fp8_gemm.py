@@ -30,10 +30,19 @@ import torch
 import triton
 import triton.language as tl
 
-from flaggems.deepseek._common import check_same_device, check_tensor, device_guard, interpreting, next_pow2
+from flaggems.runtime.checks import check_same_device, check_tensor
+from flaggems.runtime import device_guard, interpreting, next_pow2
 from flaggems.deepseek.quant import e4m3_to_f32, e8m0_to_f32, e8m0_to_float_ref
 
 QBLOCK = 128
+# fp8_gemm and fp4_gemm share one op signature: C[..., N] = A[..., K] · B[N, K]ᵀ with block scales
+GEMM_SCHEMA = "(Tensor a, Tensor a_s, Tensor b, Tensor b_s, ScalarType? out_dtype=None) -> Tensor"
+
+
+def gemm_fake(a, a_s, b, b_s, out_dtype=None):
+    """Meta kernel of the scaled GEMMs: output in out_dtype (default: torch's default dtype)."""
+    out_dtype = torch.get_default_dtype() if out_dtype is None else out_dtype
+    return a.new_empty((*a.shape[:-1], b.shape[0]), dtype=out_dtype)
 MODES = ("dequant", "fp8", "dot_scaled")
 _SCALE_DTYPES = {torch.float32, torch.float8_e8m0fnu}
 _OUT_DTYPES = {torch.bfloat16, torch.float16, torch.float32}
@@ -217,7 +226,6 @@ def _impl(a, a_s, b, b_s, out_dtype=None):
 
 
 def _register():
-    from flaggems.deepseek._common import GEMM_SCHEMA, gemm_fake
     from flaggems.registry import custom_op, implement
 
     custom_op("flaggems::fp8_gemm", GEMM_SCHEMA, reference=fp8_gemm_ref, fake=gemm_fake, check=_check)

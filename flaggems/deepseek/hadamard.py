@@ -22,7 +22,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import device_guard, check_tensor, interpreting, next_pow2
+from flaggems.runtime.checks import check_tensor
+from flaggems.runtime import device_guard, interpreting, next_pow2
 
 OP = "flaggems::hadamard_transform"
 SCHEMA = "(Tensor x, float scale=1.0) -> Tensor"

@@ -42,7 +42,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import device_guard, check_same_device, check_tensor, interpreting, next_pow2
+from flaggems.runtime.checks import check_same_device, check_tensor
+from flaggems.runtime import device_guard, interpreting, next_pow2
 
 OP = "flaggems::hc_split_sinkhorn"
 SCHEMA = ("(Tensor mixes, Tensor hc_scale, Tensor hc_base, int hc_mult=4, int sinkhorn_iters=20, "

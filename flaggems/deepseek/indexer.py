@@ -33,7 +33,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import device_guard, check_same_device, check_tensor, interpreting, next_pow2
+from flaggems.runtime.checks import check_same_device, check_tensor
+from flaggems.runtime import device_guard, interpreting, next_pow2
 
 OP = "flaggems::indexer_topk"
 SCHEMA = ("(Tensor q, Tensor k, Tensor weights, int topk, int offset=0, int causal_ratio=0, "

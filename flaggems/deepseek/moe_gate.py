@@ -29,7 +29,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import device_guard, check_same_device, check_tensor, interpreting, next_pow2, values_checkable
+from flaggems.runtime.checks import check_same_device, check_tensor, values_checkable
+from flaggems.runtime import device_guard, interpreting, next_pow2
 
 OP = "flaggems::moe_gate"
 OP_HASH = "flaggems::moe_gate_hash"

@@ -42,7 +42,8 @@ import torch
 import triton
 import triton.language as tl
 
-from flaggems.deepseek._common import check_tensor, device_guard, interpreting, next_pow2
+from flaggems.runtime.checks import check_tensor
+from flaggems.runtime import device_guard, interpreting, next_pow2
 
 FP8_MAX = 448.0
 FP4_MAX = 6.0

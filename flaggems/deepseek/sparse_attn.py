@@ -23,7 +23,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import device_guard, check_same_device, check_tensor, interpreting, next_pow2, values_checkable
+from flaggems.runtime.checks import check_same_device, check_tensor, values_checkable
+from flaggems.runtime import device_guard, interpreting, next_pow2
 
 OP = "flaggems::sparse_attn"
 SCHEMA = "(Tensor q, Tensor kv, Tensor attn_sink, Tensor topk_idxs, float softmax_scale) -> Tensor"

@@ -7,6 +7,12 @@ import functools
 from .interpreter import install_fixup, interpreter_requested  # noqa: F401
 
 
+def next_pow2(n: int) -> int:
+    """Smallest power of two >= n (1 for n <= 1): block sizes and shape buckets."""
+    n = int(n)
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
 def interpreting() -> bool:
     """True when Triton kernels run through the interpreter (the cpu vendor)."""
     return interpreter_requested()
