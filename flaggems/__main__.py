@@ -61,32 +61,17 @@ def _info(args) -> int:
     return 0
 
 
-def _dtype_names(dts) -> str:
-    if dts is None:
-        return "any"
-    short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64"}
-    names = sorted(short.get(str(d).replace("torch.", ""), str(d).replace("torch.", "")) for d in dts)
-    return ", ".join(names)
-
-
 def op_table() -> str:
-    """Markdown table of every op flaggems declares: name, implementation kinds, dtypes."""
-    from flaggems import registry
+    """Markdown table of every op flaggems declares (kept here for callers of ``flaggems.__main__.op_table``)."""
+    from flaggems.catalog import op_table as table
 
-    rows = ["| op | kinds | dtypes |", "|---|---|---|"]
-    for q, e in sorted(registry.entries().items()):
-        if not e.impls and e.reference is None:
-            continue
-        kinds = ", ".join(sorted({i.kind for i in e.impls})) or "reference only"
-        dts = sorted({_dtype_names(i.dtypes) for i in e.impls}) or ["-"]
-        rows.append(f"| `{q}` | {kinds} | {'; '.join(dts)} |")
-    return "\n".join(rows)
+    return table()
 
 
 def _ops(args) -> int:
-    import flaggems  # noqa: F401
+    from flaggems import catalog
 
-    print(op_table())
+    print(catalog.where_table(args.op or None) if args.where else catalog.op_table())
     return 0
 
 
@@ -166,6 +151,9 @@ def main(argv=None) -> int:
     p_demo.add_argument("--no-progress", action="store_true")
     p_demo.set_defaults(func=_demo)
     p_ops = sub.add_parser("ops", help="markdown table of every op flaggems implements")
+    p_ops.add_argument("--where", action="store_true",
+                       help="per op: module:function of each implementation, its reference, test file, benchmark")
+    p_ops.add_argument("op", nargs="*", help="ATen / flaggems names to show (default: all)")
     p_ops.set_defaults(func=_ops)
     p_val = sub.add_parser("validate", help="per-op accuracy report on the active vendor (precision alignment)")
     p_val.add_argument("--ops", default="", help="comma-separated case names (default: all), e.g. add,mm,softmax")

@@ -150,7 +150,9 @@ def _generate(model, ids, steps, progress):
 def run(model: Optional[str] = None, config: Optional[str] = None, dtype: str = "fp32",
         experts: Optional[str] = None, prompt_len: int = 20, steps: int = 8, seed: int = 0,
         progress: bool = False, exclude=None) -> Result:
-    import flaggems
+    from .api import use_gems
+    from .record import record
+    from .vendors import active
 
     dt = DTYPES[dtype]
     cfg = load_config(model, config)
@@ -161,7 +163,7 @@ def run(model: Optional[str] = None, config: Optional[str] = None, dtype: str = 
     t0 = time.perf_counter()
     ref_tokens, ref_logits = _generate(m, ids, steps, _Progress(steps, f"native   {name}", progress))
     t1 = time.perf_counter()
-    with flaggems.use_gems(exclude=exclude), flaggems.record() as rep:
+    with use_gems(exclude=exclude), record() as rep:
         tokens, logits = _generate(m, ids, steps, _Progress(steps, f"flaggems {name}", progress))
     t2 = time.perf_counter()
     diff = (logits - ref_logits).abs()
@@ -170,7 +172,7 @@ def run(model: Optional[str] = None, config: Optional[str] = None, dtype: str = 
                   tokens_match=bool(torch.equal(tokens, ref_tokens)),
                   max_abs_logit_err=float(diff.max()), max_rel_logit_err=float(diff.max() / scale),
                   native_s=t1 - t0, flaggems_s=t2 - t1, coverage=rep.coverage(), report=rep,
-                  vendor=flaggems.vendor().name)
+                  vendor=active().name)
 
 
 def to_markdown(res: Result) -> str:

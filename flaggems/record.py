@@ -7,7 +7,11 @@ to the native kernel. Calls no override saw are attributed from the registry sta
 excluded, denied by the vendor, or flaggems not enabled.
 
 Pure view / metadata ops (their output aliases an input, or they only allocate or read metadata) are listed
-but excluded from coverage: see ``VIEW_AND_METADATA_OPS`` and docs/coverage.md.
+but excluded from coverage: see ``VIEW_AND_METADATA_OPS`` and docs/architecture.md ("Record and coverage").
+
+The registry does not know about this module: while a ``record()`` is active, :func:`note` is the registry's
+outcome observer (``registry.set_observer``), and calls no override saw are explained by
+``registry.why_not_served``.
 """
 from __future__ import annotations
 
@@ -19,8 +23,8 @@ from typing import Dict, Optional
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-# Process-wide flag read by the hot path: True while any record() is active.
-_ACTIVE = False
+from . import registry
+
 _ACTIVE_COUNT = 0
 _COUNT_LOCK = threading.Lock()
 
@@ -43,7 +47,7 @@ VIEW_AND_METADATA_OPS = frozenset({
 
 
 def note(name: str, kind: Optional[str], reason: Optional[str]) -> None:
-    """Called by an override: the outcome of the op the mode is currently dispatching.
+    """The registry's observer: the outcome of a flaggems override or custom op the mode is dispatching.
 
     Only the override of that very op decides its outcome. Notes from other ops (a native or composite kernel
     calling patched ops internally) are remembered as "via" information, never as the op being served.
@@ -98,7 +102,7 @@ class Report:
             if outcome is None:
                 if row["view"]:
                     return
-                row["fallback"][_unpatched_reason(name)] += 1
+                row["fallback"][registry.why_not_served(name)] += 1
                 return
             _, kind, reason = outcome
             if kind is not None:
@@ -175,21 +179,6 @@ class Report:
         return f"Report(ops={len(self.ops)}, coverage={self.coverage():.3f})"
 
 
-def _unpatched_reason(name: str) -> str:
-    from . import registry
-
-    entry = registry.entries().get(name)
-    if entry is None or not entry.impls:
-        return "not implemented"
-    if name in registry._DENIED:
-        return f"denied by vendor {registry._VENDOR.name}"
-    if registry.current_config() is None and name.startswith("aten::"):
-        return "flaggems not enabled"
-    if name in registry._EXCLUDED:
-        return "excluded"
-    return "not patched"
-
-
 class _RecordMode(TorchDispatchMode):
     def __init__(self, report: Report):
         super().__init__()
@@ -215,19 +204,20 @@ class record:
         self._mode = _RecordMode(self.report)
 
     def __enter__(self) -> Report:
-        global _ACTIVE, _ACTIVE_COUNT
+        global _ACTIVE_COUNT
         with _COUNT_LOCK:
             _ACTIVE_COUNT += 1
-            _ACTIVE = True
+            registry.set_observer(note)
         self._mode.__enter__()
         return self.report
 
     def __exit__(self, *exc):
-        global _ACTIVE, _ACTIVE_COUNT
+        global _ACTIVE_COUNT
         try:
             self._mode.__exit__(*exc)
         finally:
             with _COUNT_LOCK:
                 _ACTIVE_COUNT -= 1
-                _ACTIVE = _ACTIVE_COUNT > 0
+                if _ACTIVE_COUNT == 0:
+                    registry.set_observer(None)
         return False

@@ -277,9 +277,9 @@ def test_prefer_impl_switch():
         with flaggems.prefer_impl("cuda"):
             pass
     with flaggems.prefer_impl("triton"):
-        assert registry._kind_order()[0] == "triton"
+        assert registry.kind_order()[0] == "triton"
     with flaggems.prefer_impl("cpp"):
-        assert registry._kind_order()[0] == "cpp"
+        assert registry.kind_order()[0] == "cpp"
 
 
 def test_record_does_not_credit_an_op_with_its_internals():

@@ -31,8 +31,8 @@ import types
 
 import torch
 
-import flaggems  # noqa: F401  (selects the vendor, then declares torch.ops.flaggems.* via flaggems.deepseek)
-import flaggems.deepseek  # noqa: F401
+# importing this module imported the flaggems package first: the vendor is selected and torch.ops.flaggems.*
+# is declared
 
 __all__ = ["act_quant", "fp4_act_quant", "fp8_gemm", "fp4_gemm", "sparse_attn", "hc_split_sinkhorn",
            "hadamard_transform", "install", "uninstall", "installed", "KERNEL_NAMES"]

@@ -836,13 +836,7 @@ def scaled_grouped_mm_v2_impl(a, b, scale_a, recipe_a, swizzle_a, scale_b, recip
 
 def _registrable(name: str) -> bool:
     """Op exists here and either has a kernel at the vendor's key or the registry can patch ops without one."""
-    if not registry.aten_op_exists(name):
-        return False
-    if getattr(registry, "MISSING_NATIVE_OK", False):
-        return True
-    from ..vendors import active as vendor
-
-    return torch._C._dispatch_has_kernel_for_dispatch_key(name, vendor().dispatch_key)
+    return registry.aten_op_exists(name)
 
 
 if _registrable("aten::_scaled_grouped_mm"):

@@ -1,56 +1,15 @@
-"""Runtime helpers shared by the kernels: interpreter state, device guards, launch configs, tuning."""
+"""Runtime helpers shared by the kernels: interpreter state, device guards, launch configs, tuning.
+
+Layering inside: ``interpreter`` and ``device`` (where kernels run) <- ``config_cache`` <- ``autotune``
+(choosing configs) <- this package's ``config``. Nothing here imports the registry or the ops.
+"""
 from __future__ import annotations
 
-import contextlib
-import functools
-
+from .device import device_guard, device_name, interpreting, next_pow2  # noqa: F401
 from .interpreter import install_fixup, interpreter_requested  # noqa: F401
-
-
-def next_pow2(n: int) -> int:
-    """Smallest power of two >= n (1 for n <= 1): block sizes and shape buckets."""
-    n = int(n)
-    return 1 if n <= 1 else 1 << (n - 1).bit_length()
-
-
-def interpreting() -> bool:
-    """True when Triton kernels run through the interpreter (the cpu vendor)."""
-    return interpreter_requested()
-
-
-def device_guard(tensor):
-    """Make ``tensor``'s device current for a launch (no-op for CPU / interpreter)."""
-    dev = tensor.device
-    if dev.type == "cpu" or dev.index is None:
-        return contextlib.nullcontext()
-    import torch
-
-    mod = getattr(torch, dev.type, None)
-    if mod is not None and hasattr(mod, "device"):
-        return mod.device(dev.index)
-    return contextlib.nullcontext()
-
-
-@functools.lru_cache(maxsize=None)
-def device_name() -> str:
-    from ..vendors import active
-
-    v = active()
-    if v.device_type == "cpu":
-        import platform
-
-        return f"cpu-{platform.machine()}"
-    import torch
-
-    mod = getattr(torch, v.device_type, None)
-    try:
-        return mod.get_device_name()
-    except Exception:
-        return v.device_type
+from .autotune import candidates
 
 
 def config(kernel: str, default: dict) -> dict:
     """The first tuned config the vendor declares for ``kernel``, else ``default`` (no timing)."""
-    from .autotune import candidates
-
     return candidates(kernel, [default])[0]

@@ -42,14 +42,14 @@ def _tune_cache() -> TuneCache:
         import triton
 
         from ..vendors import active
-        from . import device_name
+        from .device import device_name
 
         _CACHE = TuneCache.for_device(active().name, device_name(), triton.__version__)
     return _CACHE
 
 
 def tuning_enabled() -> bool:
-    from . import interpreting
+    from .device import interpreting
 
     flag = os.environ.get("FLAGGEMS_AUTOTUNE")
     if flag is not None:
@@ -70,7 +70,7 @@ def cpu_bench(fn: Callable[[], Any], warmup: int = 1, rep: int = 5) -> float:
 
 
 def bench(fn: Callable[[], Any]) -> float:
-    from . import interpreting
+    from .device import interpreting
 
     if interpreting():
         return cpu_bench(fn)

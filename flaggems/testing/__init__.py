@@ -124,10 +124,11 @@ def run_gems(fn, *args, served=(), kind=None, **kwargs):
 
     This is how a test proves it exercised our kernel rather than the native fallback.
     """
-    import flaggems
+    from ..api import use_gems
+    from ..record import record
 
-    with flaggems.use_gems():
-        with flaggems.record() as rep:
+    with use_gems():
+        with record() as rep:
             out = fn(*args, **kwargs)
     for op in served:
         row = rep._find(op)

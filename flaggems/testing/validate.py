@@ -19,6 +19,9 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 
+from ..api import use_gems
+from ..record import record
+
 from . import assert_close, tolerance
 
 DTYPE_NAMES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
@@ -153,7 +156,8 @@ def validate(ops: Optional[Iterable[str]] = None, dtypes: Optional[Sequence[Unio
     """Run the accuracy check for ``ops`` (default: every case in :data:`CASES`) on the active vendor."""
     import triton
 
-    import flaggems
+    from .._version import __version__
+    from ..vendors import active
 
     table = dict(CASES if cases is None else cases)
     names = list(table) if ops is None else [o.strip() for o in ops if o.strip()]
@@ -161,19 +165,19 @@ def validate(ops: Optional[Iterable[str]] = None, dtypes: Optional[Sequence[Unio
     if unknown:
         raise ValueError(f"no validation case for {unknown}; known: {sorted(table)}")
     want = None if dtypes is None else _resolve_dtypes(dtypes)
-    v = flaggems.vendor()
+    v = active()
     device = v.device_type
     report = ValidationReport(vendor=v.info(), environment={
-        "flaggems": flaggems.__version__, "torch": torch.__version__, "triton": triton.__version__,
+        "flaggems": __version__, "torch": torch.__version__, "triton": triton.__version__,
         "python": platform.python_version()})
     for name in names:
         case = table[name]
         for dt in (case.dtypes if want is None else [d for d in want if d in case.dtypes or d is torch.float64]):
-            report.rows.append(_run_case(flaggems, name, case, dt, device, seed))
+            report.rows.append(_run_case(name, case, dt, device, seed))
     return report
 
 
-def _run_case(flaggems, name: str, case: Case, dt: torch.dtype, device: str, seed: int) -> Row:
+def _run_case(name: str, case: Case, dt: torch.dtype, device: str, seed: int) -> Row:
     row = Row(op=f"aten::{case.op}", dtype=_SHORT.get(dt, str(dt)), status="error", served_by="-")
     try:
         g = torch.Generator().manual_seed(seed)
@@ -181,8 +185,8 @@ def _run_case(flaggems, name: str, case: Case, dt: torch.dtype, device: str, see
         ref = case.fn(*[t.double() if t.is_floating_point() else t for t in host])  # fp64 on the host CPU
         inputs = [t.to(device) for t in host]
         native = case.fn(*inputs)
-        with flaggems.use_gems(include=[name]):
-            with flaggems.record() as rep:
+        with use_gems(include=[name]):
+            with record() as rep:
                 ours = case.fn(*inputs)
         try:
             r = rep._find(case.op)
