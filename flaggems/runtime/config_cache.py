@@ -3,6 +3,10 @@
 Writers take an exclusive lock on a side file, merge with what is on disk, write a temporary file in the
 same directory and ``os.replace`` it over the old one; readers never lock and never see a torn file because
 the rename is atomic. Several processes (tensor-parallel ranks, test workers) can share one cache.
+
+A cache that cannot be used never stops a launch: a corrupt file (truncated, not JSON, not an object) is read
+as empty and replaced atomically by the next write; an unreadable or unwritable location (``FLAGGEMS_CACHE_DIR``
+that cannot be created, a read-only disk) keeps tuned results in memory only. Each problem warns once per file.
 """
 from __future__ import annotations
 
@@ -12,12 +16,23 @@ import os
 import re
 import tempfile
 import threading
+import warnings
 from typing import Any, Dict, Optional
 
 try:  # POSIX advisory lock; elsewhere writers may lose a concurrent entry but never corrupt the file
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None
+
+
+_WARNED: set = set()
+
+
+def _warn_once(path: str, what: str, msg: str) -> None:
+    if (path, what) in _WARNED:
+        return
+    _WARNED.add((path, what))
+    warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
 
 def default_dir() -> str:
@@ -48,18 +63,25 @@ class TuneCache:
                 data = json.load(f)
         except FileNotFoundError:
             return {}
-        except json.JSONDecodeError as e:
-            # only possible if something other than TuneCache wrote the file: refuse to guess
-            raise RuntimeError(f"tuned-config cache {self.path} is not valid JSON ({e}); delete it to retune") from e
-        if not isinstance(data, dict):
-            raise RuntimeError(f"tuned-config cache {self.path} must hold a JSON object")
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+            _warn_once(self.path, "corrupt", f"flaggems: tuned-config cache {self.path} is not valid JSON ({e}); "
+                                             "treating it as empty: configs are retuned and the file rewritten")
+            return {}
+        except OSError as e:
+            _warn_once(self.path, "read", f"flaggems: cannot read tuned-config cache {self.path} ({e}); "
+                                          "tuning results stay in memory")
+            return {}
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            _warn_once(self.path, "corrupt", f"flaggems: tuned-config cache {self.path} does not hold "
+                                             "{kernel: {key: config}}; treating it as empty")
+            return {}
         return data
 
     def load(self) -> Dict[str, Dict[str, Any]]:
         with self._lock:
             try:
                 mtime = os.stat(self.path).st_mtime_ns
-            except FileNotFoundError:
+            except OSError:
                 mtime = None
             if self._mem is None or mtime != self._mtime:
                 self._mem = self._read_disk()
@@ -87,6 +109,15 @@ class TuneCache:
         self.update({kernel: {key: config}})
 
     def update(self, entries: Dict[str, Dict[str, Any]]) -> None:
+        try:
+            self._write(entries)
+        except OSError as e:
+            _warn_once(self.path, "write", f"flaggems: cannot write tuned-config cache {self.path} ({e}); "
+                                           "tuning results stay in memory for this process")
+        with self._lock:
+            self._mem = None
+
+    def _write(self, entries: Dict[str, Dict[str, Any]]) -> None:
         with self._writer_lock():
             data = self._read_disk()
             for kernel, rows in entries.items():
@@ -103,5 +134,3 @@ class TuneCache:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-        with self._lock:
-            self._mem = None
