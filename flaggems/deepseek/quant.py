@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 
 import torch
 import triton
@@ -118,9 +117,6 @@ def f32_to_e2m1(v):
          + (a > 5.0).to(tl.int32))
     sign = (v.to(tl.int32, bitcast=True) >> 31) & 1
     return c | (sign << 3)
-
-
-    monkeypatch.setattr(sys.modules[__name__], "_DOT_SCALED_FP8_OK", True)
 
 
 # ----------------------------------------------------------------------------------------------------
