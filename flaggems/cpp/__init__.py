@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from ._ext import CppExtensionError, available, error, lib  # noqa: F401
-from .attn import sparse_attn_cpp
+from .sparse_attn import sparse_attn_cpp  # noqa: F401
 from .gemm import fp4_gemm_cpp, fp8_gemm_cpp
 from .grouped import aten_supports as grouped_mm_aten_supports
 from .grouped import grouped_mm, grouped_mm_aten, grouped_mm_cpp, supports as grouped_mm_supports  # noqa: F401
@@ -39,7 +39,6 @@ IMPLS = {
     "flaggems::act_quant_inplace": (act_quant_inplace_cpp, _F),
     "flaggems::fp4_act_quant": (fp4_act_quant_cpp, _F),
     "flaggems::fp4_act_quant_inplace": (fp4_act_quant_inplace_cpp, _F),
-    "flaggems::sparse_attn": (sparse_attn_cpp, _F | _I),
     "flaggems::moe_gate": (moe_gate_cpp, _F),
     "flaggems::moe_gate_hash": (moe_gate_hash_cpp, _F | _I),
     "flaggems::hc_split_sinkhorn": (hc_split_sinkhorn_cpp, {torch.float32}),
