@@ -21,13 +21,12 @@ from .gemm import fp4_gemm_cpp, fp8_gemm_cpp
 from .grouped import aten_supports as grouped_mm_aten_supports
 from .grouped import grouped_mm, grouped_mm_aten, grouped_mm_cpp, supports as grouped_mm_supports  # noqa: F401
 from .misc import hadamard_transform_cpp, hc_split_sinkhorn_cpp
-from .moe import moe_gate_cpp, moe_gate_hash_cpp
+from .moe_gate import moe_gate_cpp, moe_gate_hash_cpp  # noqa: F401
 from .quant import act_quant_cpp, act_quant_inplace_cpp, fp4_act_quant_cpp, fp4_act_quant_inplace_cpp
 from .scaled import scaled_mm_cpp, scaled_mm_out_cpp
 from .scaled import supports as scaled_mm_supports
 
 _F = {torch.float32, torch.bfloat16, torch.float16}
-_I = {torch.int32, torch.int64}
 _E8 = torch.float8_e8m0fnu
 _E4 = torch.float8_e4m3fn
 
@@ -39,8 +38,6 @@ IMPLS = {
     "flaggems::act_quant_inplace": (act_quant_inplace_cpp, _F),
     "flaggems::fp4_act_quant": (fp4_act_quant_cpp, _F),
     "flaggems::fp4_act_quant_inplace": (fp4_act_quant_inplace_cpp, _F),
-    "flaggems::moe_gate": (moe_gate_cpp, _F),
-    "flaggems::moe_gate_hash": (moe_gate_hash_cpp, _F | _I),
     "flaggems::hc_split_sinkhorn": (hc_split_sinkhorn_cpp, {torch.float32}),
     "flaggems::hadamard_transform": (hadamard_transform_cpp, _F),
 }
