@@ -22,7 +22,7 @@ from .grouped import aten_supports as grouped_mm_aten_supports
 from .grouped import grouped_mm, grouped_mm_aten, grouped_mm_cpp, supports as grouped_mm_supports  # noqa: F401
 from .misc import hadamard_transform_cpp, hc_split_sinkhorn_cpp
 from .moe_gate import moe_gate_cpp, moe_gate_hash_cpp  # noqa: F401
-from .quant import act_quant_cpp, act_quant_inplace_cpp, fp4_act_quant_cpp, fp4_act_quant_inplace_cpp
+from .quant import act_quant_cpp, act_quant_inplace_cpp, fp4_act_quant_cpp, fp4_act_quant_inplace_cpp  # noqa: F401
 from .scaled import scaled_mm_cpp, scaled_mm_out_cpp
 from .scaled import supports as scaled_mm_supports
 
@@ -34,10 +34,6 @@ IMPLS = {
     "flaggems::fp8_gemm": (fp8_gemm_cpp, {_E4, _E8, torch.float32}),
     "flaggems::fp4_gemm": (fp4_gemm_cpp, {_E4, _E8, torch.float32, torch.float4_e2m1fn_x2, torch.int8,
                                           torch.uint8}),
-    "flaggems::act_quant": (act_quant_cpp, _F),
-    "flaggems::act_quant_inplace": (act_quant_inplace_cpp, _F),
-    "flaggems::fp4_act_quant": (fp4_act_quant_cpp, _F),
-    "flaggems::fp4_act_quant_inplace": (fp4_act_quant_inplace_cpp, _F),
     "flaggems::hc_split_sinkhorn": (hc_split_sinkhorn_cpp, {torch.float32}),
     "flaggems::hadamard_transform": (hadamard_transform_cpp, _F),
 }
