@@ -5,29 +5,30 @@ selects the Triton kernels instead (same ops, same tests). If ``flaggems._C`` is
 every C++ implementation raises :class:`CppExtensionError` at its first call, naming the build error or the
 missing compiler: there is no silent fallback to something slower.
 
-Registered here (the ops are declared by flaggems.deepseek, which flaggems imports first):
-fp8_gemm, fp4_gemm, act_quant(+_inplace), fp4_act_quant(+_inplace), sparse_attn, moe_gate, moe_gate_hash,
-hc_split_sinkhorn, hadamard_transform, and ``aten::_grouped_mm`` (its MoE modes, 2D x 3D with offs and 3D x 3D;
-see flaggems/cpp/grouped.py ``aten_supports``) and ``aten::_scaled_mm`` (+ ``.out``) for its blockwise and
-MXFP8 / MXFP4 recipes (flaggems/cpp/scaled.py ``supports``). ``grouped_mm`` is also exposed as a plain function.
+Each module wraps the csrc/ file of the same name and registers its implementations with
+``@implement(..., kind="cpp")`` at their definitions (the custom ops are declared by flaggems.deepseek, which
+flaggems imports first): sparse_attn.py, moe_gate.py (+ moe_gate_hash), quant.py (act_quant, fp4_act_quant and
+their in-place variants), misc.py (hadamard_transform, hc_split_sinkhorn). Registered below: fp8_gemm, fp4_gemm,
+``aten::_grouped_mm`` (its MoE modes, 2D x 3D with offs and 3D x 3D; see flaggems/cpp/grouped.py
+``aten_supports``) and ``aten::_scaled_mm`` (+ ``.out``) for its blockwise and MXFP8 / MXFP4 recipes
+(flaggems/cpp/scaled.py ``supports``). ``grouped_mm`` is also exposed as a plain function.
 """
 from __future__ import annotations
 
 import torch
 
 from ._ext import CppExtensionError, available, error, lib  # noqa: F401
-from .attn import sparse_attn_cpp
+from .sparse_attn import sparse_attn_cpp  # noqa: F401
 from .gemm import fp4_gemm_cpp, fp8_gemm_cpp
 from .grouped import aten_supports as grouped_mm_aten_supports
 from .grouped import grouped_mm, grouped_mm_aten, grouped_mm_cpp, supports as grouped_mm_supports  # noqa: F401
-from .misc import hadamard_transform_cpp, hc_split_sinkhorn_cpp
-from .moe import moe_gate_cpp, moe_gate_hash_cpp
-from .quant import act_quant_cpp, act_quant_inplace_cpp, fp4_act_quant_cpp, fp4_act_quant_inplace_cpp
+from .misc import hadamard_transform_cpp, hc_split_sinkhorn_cpp  # noqa: F401
+from .moe_gate import moe_gate_cpp, moe_gate_hash_cpp  # noqa: F401
+from .quant import act_quant_cpp, act_quant_inplace_cpp, fp4_act_quant_cpp, fp4_act_quant_inplace_cpp  # noqa: F401
 from .scaled import scaled_mm_cpp, scaled_mm_out_cpp
 from .scaled import supports as scaled_mm_supports
 
 _F = {torch.float32, torch.bfloat16, torch.float16}
-_I = {torch.int32, torch.int64}
 _E8 = torch.float8_e8m0fnu
 _E4 = torch.float8_e4m3fn
 
@@ -35,15 +36,6 @@ IMPLS = {
     "flaggems::fp8_gemm": (fp8_gemm_cpp, {_E4, _E8, torch.float32}),
     "flaggems::fp4_gemm": (fp4_gemm_cpp, {_E4, _E8, torch.float32, torch.float4_e2m1fn_x2, torch.int8,
                                           torch.uint8}),
-    "flaggems::act_quant": (act_quant_cpp, _F),
-    "flaggems::act_quant_inplace": (act_quant_inplace_cpp, _F),
-    "flaggems::fp4_act_quant": (fp4_act_quant_cpp, _F),
-    "flaggems::fp4_act_quant_inplace": (fp4_act_quant_inplace_cpp, _F),
-    "flaggems::sparse_attn": (sparse_attn_cpp, _F | _I),
-    "flaggems::moe_gate": (moe_gate_cpp, _F),
-    "flaggems::moe_gate_hash": (moe_gate_hash_cpp, _F | _I),
-    "flaggems::hc_split_sinkhorn": (hc_split_sinkhorn_cpp, {torch.float32}),
-    "flaggems::hadamard_transform": (hadamard_transform_cpp, _F),
 }
 
 

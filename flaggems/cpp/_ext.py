@@ -19,6 +19,9 @@ ERROR_FILE = Path(__file__).resolve().parent.parent / "_C_build_error.txt"
 
 # must match csrc/common.h enum DType
 DTYPE_CODES = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
+# the float dtypes the kernels read and write (they compute in fp32), and the index dtypes they take
+FLOATS = frozenset(DTYPE_CODES)
+INDEX = frozenset({torch.int32, torch.int64})
 
 _LIB = None
 _ERROR: str | None = None

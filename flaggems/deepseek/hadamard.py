@@ -22,13 +22,51 @@ import torch
 import triton
 import triton.language as tl
 
-from flaggems.runtime.checks import check_tensor
+from flaggems.deepseek.checked import checked
+from flaggems.deepseek.launch_config import launch_config
+from flaggems.registry import custom_op, implement
 from flaggems.runtime import device_guard, interpreting, next_pow2
+from flaggems.runtime.autotune import split_launch_options
+from flaggems.runtime.checks import check_tensor
 
 OP = "flaggems::hadamard_transform"
 SCHEMA = "(Tensor x, float scale=1.0) -> Tensor"
 MAX_N = 1 << 15
 _FLOATS = (torch.bfloat16, torch.float16, torch.float32)
+
+
+def hadamard_transform_check(x, scale=1.0):
+    op = "hadamard_transform"
+    check_tensor(op, "x", x, _FLOATS)
+    if x.dim() < 1:
+        raise ValueError(f"hadamard_transform: x must have at least 1 dimension, got shape {tuple(x.shape)}")
+    n = x.shape[-1]
+    if n < 1 or n & (n - 1) or n > MAX_N:
+        raise ValueError(f"hadamard_transform: the last dim of x must be a power of two in [1, {MAX_N}], got {n}")
+    if not isinstance(scale, numbers.Real) or isinstance(scale, bool) or not math.isfinite(float(scale)):
+        raise TypeError(f"hadamard_transform: scale must be a finite float, got {scale!r}")
+
+
+def hadamard_matrix(n: int, dtype=torch.float64, device=None) -> torch.Tensor:
+    """Sylvester H_n by repeated Kronecker products (natural order)."""
+    h = torch.ones((1, 1), dtype=dtype, device=device)
+    h2 = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=dtype, device=device)
+    while h.shape[0] < n:
+        h = torch.kron(h2, h)
+    return h
+
+
+def hadamard_transform_ref(x, scale=1.0):
+    """Pure-torch reference: fp64 matmul with the explicit Sylvester matrix."""
+    h = hadamard_matrix(x.shape[-1], torch.float64, x.device)
+    return ((x.double() @ h) * float(scale)).to(x.dtype)
+
+
+def _hadamard_fake(x, scale=1.0):
+    return x.new_empty(x.shape)
+
+
+custom_op(OP, SCHEMA, reference=hadamard_transform_ref, fake=_hadamard_fake, check=hadamard_transform_check)
 
 
 @triton.jit
@@ -76,25 +114,25 @@ def _hadamard_kernel(
     tl.store(y_ptr + rows[:, None] * s_yr + offs_n[None, :], y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
-def _check(x, scale=1.0):
-    op = "hadamard_transform"
-    check_tensor(op, "x", x, _FLOATS)
-    if x.dim() < 1:
-        raise ValueError(f"hadamard_transform: x must have at least 1 dimension, got shape {tuple(x.shape)}")
-    n = x.shape[-1]
-    if n < 1 or n & (n - 1) or n > MAX_N:
-        raise ValueError(f"hadamard_transform: the last dim of x must be a power of two in [1, {MAX_N}], got {n}")
-    if not isinstance(scale, numbers.Real) or isinstance(scale, bool) or not math.isfinite(float(scale)):
-        raise TypeError(f"hadamard_transform: scale must be a finite float, got {scale!r}")
-
-
 def _split(n: int):
     """n = a * b with both factors >= 16 (tl.dot's minimum on GPUs) and as square as possible."""
     b = 1 << ((n.bit_length() - 1) // 2)
     return n // b, b
 
 
-def _launch(x, scale=1.0):
+def _config(r: int, n: int, mode: int, dtype: torch.dtype) -> dict:
+    """BLOCK_R (rows per program) and num_warps, config key "hadamard"."""
+    per_row = n * (n if mode == 0 else 1)  # the broadcast mode holds an n x n product per row
+    if interpreting():
+        block_r = max(1, min(next_pow2(r), (1 << 16) // per_row))
+    else:
+        block_r = 16 if mode == 1 else max(1, min(16, 8192 // per_row))
+    return launch_config("hadamard", dtype, {"BLOCK_R": block_r, "num_warps": 4 if n <= 1024 else 8})
+
+
+@implement(OP, kind="triton", dtypes=set(_FLOATS))
+def _hadamard_transform_triton(x, scale=1.0):
+    """The Triton launcher (the op's check has run)."""
     n = x.shape[-1]
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     r = x.numel() // n if n else 0
@@ -107,49 +145,14 @@ def _launch(x, scale=1.0):
         mode, a, b = 1, 1, n
     else:
         mode, (a, b) = 2, _split(n)
-    if interpreting():
-        block_r = max(1, min(next_pow2(r), (1 << 16) // (n * (n if mode == 0 else 1))))
-    else:
-        block_r = 16 if mode == 1 else max(1, min(16, 8192 // (n * (n if mode == 0 else 1))))
+    cfg = _config(r, n, mode, x.dtype)
     with device_guard(x):
-        _hadamard_kernel[(triton.cdiv(r, block_r),)](
+        _hadamard_kernel[(triton.cdiv(r, cfg["BLOCK_R"]),)](
             x2, y, r, float(scale), x2.stride(0), x2.stride(1), n,
-            BLOCK_R=block_r, N=n, A=a, B=b, MODE=mode, IEEE=x.dtype == torch.float32,
-            num_warps=4 if n <= 1024 else 8,
+            BLOCK_R=cfg["BLOCK_R"], N=n, A=a, B=b, MODE=mode, IEEE=x.dtype == torch.float32,
+            **split_launch_options(cfg)[1],
         )
     return y
 
 
-def hadamard_transform_triton(x, scale=1.0):
-    """Launcher: validates, then runs the Triton kernel."""
-    _check(x, scale)
-    return _launch(x, scale)
-
-
-def hadamard_matrix(n: int, dtype=torch.float64, device=None) -> torch.Tensor:
-    """Sylvester H_n by repeated Kronecker products (natural order)."""
-    h = torch.ones((1, 1), dtype=dtype, device=device)
-    h2 = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=dtype, device=device)
-    while h.shape[0] < n:
-        h = torch.kron(h2, h)
-    return h
-
-
-def hadamard_transform_ref(x, scale=1.0):
-    """Pure-torch reference: fp64 matmul with the explicit Sylvester matrix."""
-    h = hadamard_matrix(x.shape[-1], torch.float64, x.device)
-    return ((x.double() @ h) * float(scale)).to(x.dtype)
-
-
-def _hadamard_fake(x, scale=1.0):
-    return x.new_empty(x.shape)
-
-
-def _register():
-    from flaggems.registry import custom_op, implement
-
-    custom_op(OP, SCHEMA, reference=hadamard_transform_ref, fake=_hadamard_fake, check=_check)
-    implement(OP, kind="triton", dtypes=set(_FLOATS))(_launch)
-
-
-_register()
+hadamard_transform_triton = checked(hadamard_transform_check, _hadamard_transform_triton)

@@ -33,14 +33,88 @@ import torch
 import triton
 import triton.language as tl
 
-from flaggems.runtime.checks import check_same_device, check_tensor
+from flaggems.deepseek.checked import checked
+from flaggems.deepseek.launch_config import launch_config
+from flaggems.registry import custom_op, implement
 from flaggems.runtime import device_guard, interpreting, next_pow2
+from flaggems.runtime.autotune import split_launch_options
+from flaggems.runtime.checks import check_same_device, check_tensor
 
 OP = "flaggems::indexer_topk"
 SCHEMA = ("(Tensor q, Tensor k, Tensor weights, int topk, int offset=0, int causal_ratio=0, "
           "int start_pos=0) -> Tensor")
 MAX_TOPK = 4096
 _FLOATS = (torch.bfloat16, torch.float16, torch.float32)
+
+
+def indexer_topk_check(q, k, weights, topk, offset=0, causal_ratio=0, start_pos=0):
+    op = "indexer_topk"
+    check_tensor(op, "q", q, _FLOATS, 4)
+    check_tensor(op, "k", k, _FLOATS, 3)
+    check_tensor(op, "weights", weights, _FLOATS, 3)
+    check_same_device(op, q=q, k=k, weights=weights)
+    B, S, H, D = q.shape
+    if k.dtype != q.dtype:
+        raise TypeError(f"indexer_topk: k dtype {k.dtype} must equal q dtype {q.dtype}")
+    if k.shape[0] != B or k.shape[2] != D:
+        raise ValueError(f"indexer_topk: k must be [B={B}, T, D={D}], got {tuple(k.shape)}")
+    if tuple(weights.shape) != (B, S, H):
+        raise ValueError(f"indexer_topk: weights must be [B={B}, S={S}, H={H}], got {tuple(weights.shape)}")
+    for name, v in (("topk", topk), ("offset", offset), ("causal_ratio", causal_ratio), ("start_pos", start_pos)):
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+            raise TypeError(f"indexer_topk: {name} must be an int, got {v!r}")
+    if not 0 <= topk <= MAX_TOPK:
+        raise ValueError(f"indexer_topk: topk must be in [0, {MAX_TOPK}], got {topk}")
+    if causal_ratio < 0 or start_pos < 0:
+        raise ValueError(f"indexer_topk: causal_ratio and start_pos must be >= 0, got {causal_ratio}, {start_pos}")
+    T = k.shape[1]
+    if offset < 0 or offset + T > 2**31 - 1:
+        raise ValueError(f"indexer_topk: offset={offset} with T={T} keys does not fit int32 indices")
+    if H > 256 or D > 1024:
+        raise ValueError(f"indexer_topk: H={H} (max 256) or D={D} (max 1024) too large for the kernel")
+
+
+def _round_flags(q, weights):
+    low = q.dtype != torch.float32
+    return low, low and weights.dtype == q.dtype
+
+
+def indexer_scores_ref(q, k, weights, causal_ratio=0, start_pos=0):
+    """Scores with the model's roundings (fp32 accumulation, then rounded where the model's bf16 ops round)."""
+    S, T = q.shape[1], k.shape[1]
+    round_qk, round_prod = _round_flags(q, weights)
+    s = torch.einsum("bshd,btd->bsht", q.float(), k.float())
+    if round_qk:
+        s = s.to(q.dtype).float()
+    prod = s.relu() * weights.float()[..., None]
+    if round_prod:
+        prod = prod.to(q.dtype).float()
+    score = prod.sum(dim=2)
+    if round_prod:
+        score = score.to(q.dtype).float()
+    score = score + 0.0
+    if causal_ratio > 0:
+        limit = (start_pos + torch.arange(S, device=q.device) + 1) // causal_ratio
+        masked = torch.arange(T, device=q.device)[None, :] >= limit[:, None]
+        score = score.masked_fill(masked[None], float("-inf"))
+    return score
+
+
+def indexer_topk_ref(q, k, weights, topk, offset=0, causal_ratio=0, start_pos=0):
+    """Pure-torch reference; a stable descending sort gives the same tie order (lower t first)."""
+    T = k.shape[1]
+    kk = min(int(topk), T)
+    score = indexer_scores_ref(q, k, weights, causal_ratio, start_pos)
+    vals, idx = torch.sort(score, dim=-1, descending=True, stable=True)
+    vals, idx = vals[..., :kk], idx[..., :kk]
+    return torch.where(torch.isneginf(vals), -1, idx + offset).to(torch.int32)
+
+
+def _indexer_topk_fake(q, k, weights, topk, offset=0, causal_ratio=0, start_pos=0):
+    return q.new_empty((q.shape[0], q.shape[1], min(int(topk), k.shape[1])), dtype=torch.int32)
+
+
+custom_op(OP, SCHEMA, reference=indexer_topk_ref, fake=_indexer_topk_fake, check=indexer_topk_check)
 
 
 @triton.jit
@@ -116,7 +190,7 @@ def _decode_keys(key, T, offset):
 
 
 @triton.jit
-def _row_topk_sort_kernel(
+def _indexer_topk_sort_kernel(
     s_ptr, o_ptr, R, T, KK, offset,
     s_row, o_row,
     BLOCK_R: tl.constexpr, KB: tl.constexpr, CHUNK: tl.constexpr,
@@ -145,7 +219,7 @@ def _row_topk_sort_kernel(
 
 
 @triton.jit
-def _row_topk_rank_kernel(
+def _indexer_topk_rank_kernel(
     s_ptr, o_ptr, R, T, KK, offset,
     s_row, o_row,
     BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr,
@@ -175,36 +249,17 @@ def _row_topk_rank_kernel(
                  mask=in_i & (rank < KK))
 
 
-def _check(q, k, weights, topk, offset=0, causal_ratio=0, start_pos=0):
-    op = "indexer_topk"
-    check_tensor(op, "q", q, _FLOATS, 4)
-    check_tensor(op, "k", k, _FLOATS, 3)
-    check_tensor(op, "weights", weights, _FLOATS, 3)
-    check_same_device(op, q=q, k=k, weights=weights)
-    B, S, H, D = q.shape
-    if k.dtype != q.dtype:
-        raise TypeError(f"indexer_topk: k dtype {k.dtype} must equal q dtype {q.dtype}")
-    if k.shape[0] != B or k.shape[2] != D:
-        raise ValueError(f"indexer_topk: k must be [B={B}, T, D={D}], got {tuple(k.shape)}")
-    if tuple(weights.shape) != (B, S, H):
-        raise ValueError(f"indexer_topk: weights must be [B={B}, S={S}, H={H}], got {tuple(weights.shape)}")
-    for name, v in (("topk", topk), ("offset", offset), ("causal_ratio", causal_ratio), ("start_pos", start_pos)):
-        if not isinstance(v, numbers.Integral) or isinstance(v, bool):
-            raise TypeError(f"indexer_topk: {name} must be an int, got {v!r}")
-    if not 0 <= topk <= MAX_TOPK:
-        raise ValueError(f"indexer_topk: topk must be in [0, {MAX_TOPK}], got {topk}")
-    if causal_ratio < 0 or start_pos < 0:
-        raise ValueError(f"indexer_topk: causal_ratio and start_pos must be >= 0, got {causal_ratio}, {start_pos}")
-    T = k.shape[1]
-    if offset < 0 or offset + T > 2**31 - 1:
-        raise ValueError(f"indexer_topk: offset={offset} with T={T} keys does not fit int32 indices")
-    if H > 256 or D > 1024:
-        raise ValueError(f"indexer_topk: H={H} (max 256) or D={D} (max 1024) too large for the kernel")
-
-
-def _round_flags(q, weights):
-    low = q.dtype != torch.float32
-    return low, low and weights.dtype == q.dtype
+def _score_config(S: int, H: int, D: int, T: int, dtype: torch.dtype) -> dict:
+    """BLOCK_S (query rows), BLOCK_T (keys) and num_warps, config key "indexer_score"; BLOCK_H / BLOCK_D cover
+    every head and feature, so BLOCK_S x BLOCK_H is the M dimension of the score dot."""
+    block_h, block_d = next_pow2(H), max(16, next_pow2(D))
+    if interpreting():
+        block_t = max(16, min(256, next_pow2(T)))
+        block_s = max(1, min(next_pow2(S), (1 << 20) // (block_h * block_t * max(block_d, 64) // 64)))
+    else:
+        block_t = 64
+        block_s = max(1, 64 // block_h)
+    return launch_config("indexer_score", dtype, {"BLOCK_S": block_s, "BLOCK_T": block_t, "num_warps": 4})
 
 
 def indexer_scores(q, k, weights, causal_ratio=0, start_pos=0):
@@ -214,13 +269,8 @@ def indexer_scores(q, k, weights, causal_ratio=0, start_pos=0):
     scores = torch.empty((B, S, T), dtype=torch.float32, device=q.device)
     if scores.numel() == 0:
         return scores
-    block_h, block_d = next_pow2(H), max(16, next_pow2(D))
-    if interpreting():
-        block_t = max(16, min(256, next_pow2(T)))
-        block_s = max(1, min(next_pow2(S), (1 << 20) // (block_h * block_t * max(block_d, 64) // 64)))
-    else:
-        block_t = 64
-        block_s = max(1, 64 // block_h)
+    cfg = _score_config(S, H, D, T, q.dtype)
+    block_s, block_t = cfg["BLOCK_S"], cfg["BLOCK_T"]
     n_sb = triton.cdiv(S, block_s)
     round_qk, round_prod = _round_flags(q, weights)
     with device_guard(q):
@@ -228,9 +278,9 @@ def indexer_scores(q, k, weights, causal_ratio=0, start_pos=0):
             q, k, weights, scores,
             S, H, D, T, n_sb, max(causal_ratio, 1), start_pos,
             *q.stride(), *k.stride(), *weights.stride(), *scores.stride(),
-            BLOCK_S=block_s, BLOCK_H=block_h, BLOCK_D=block_d, BLOCK_T=block_t,
+            BLOCK_S=block_s, BLOCK_H=next_pow2(H), BLOCK_D=max(16, next_pow2(D)), BLOCK_T=block_t,
             ROUND_QK=round_qk, ROUND_PROD=round_prod, CAUSAL=causal_ratio > 0, IEEE=q.dtype == torch.float32,
-            num_warps=4,
+            **split_launch_options(cfg)[1],
         )
     return scores
 
@@ -240,27 +290,35 @@ def _topk_from_scores(scores, out, offset, sort):
     T, kk = scores.shape[2], out.shape[2]
     rows = scores.shape[0] * scores.shape[1]
     if sort:
+        # config key "indexer_topk_sort": CHUNK keys are sorted per step (at least KB, the kept top-kk)
         kb = max(16, next_pow2(kk))
         chunk = max(kb, 1024) if not interpreting() else max(kb, min(256, next_pow2(T)))
-        block_r = 1
+        cfg = launch_config("indexer_topk_sort", scores.dtype,
+                            {"BLOCK_R": 1, "CHUNK": chunk, "num_warps": 4 if chunk <= 1024 else 8})
         with device_guard(scores):
-            _row_topk_sort_kernel[(triton.cdiv(rows, block_r),)](
+            _indexer_topk_sort_kernel[(triton.cdiv(rows, cfg["BLOCK_R"]),)](
                 scores, out, rows, T, kk, int(offset), T, kk,
-                BLOCK_R=block_r, KB=kb, CHUNK=chunk, num_warps=4 if chunk <= 1024 else 8,
+                BLOCK_R=cfg["BLOCK_R"], KB=kb, CHUNK=max(kb, cfg["CHUNK"]), **split_launch_options(cfg)[1],
             )
     else:
-        # Many rows per program and wide tiles: the interpreter pays per tl op, not per element.
+        # config key "indexer_topk_rank". Many rows per program and wide tiles: the interpreter pays per tl op,
+        # not per element.
         bi = bj = max(16, min(512, next_pow2(T)))
-        block_r = max(1, min(next_pow2(rows), (1 << 20) // (bi * bj)))
+        cfg = launch_config("indexer_topk_rank", scores.dtype,
+                            {"BLOCK_R": max(1, min(next_pow2(rows), (1 << 20) // (bi * bj))), "BLOCK_I": bi,
+                             "BLOCK_J": bj})
         with device_guard(scores):
-            _row_topk_rank_kernel[(triton.cdiv(rows, block_r),)](
+            _indexer_topk_rank_kernel[(triton.cdiv(rows, cfg["BLOCK_R"]),)](
                 scores, out, rows, T, kk, int(offset), T, kk,
-                BLOCK_R=block_r, BLOCK_I=bi, BLOCK_J=bj,
+                BLOCK_R=cfg["BLOCK_R"], BLOCK_I=cfg["BLOCK_I"], BLOCK_J=cfg["BLOCK_J"],
+                **split_launch_options(cfg)[1],
             )
     return out
 
 
-def _launch(q, k, weights, topk, offset=0, causal_ratio=0, start_pos=0):
+@implement(OP, kind="triton", dtypes=set(_FLOATS))
+def _indexer_topk_triton(q, k, weights, topk, offset=0, causal_ratio=0, start_pos=0):
+    """The Triton launcher (the op's check has run): score kernel, then top-k kernel. Any strides."""
     B, S = q.shape[:2]
     T = k.shape[1]
     kk = min(int(topk), T)
@@ -272,52 +330,4 @@ def _launch(q, k, weights, topk, offset=0, causal_ratio=0, start_pos=0):
     return out
 
 
-def indexer_topk_triton(q, k, weights, topk, offset=0, causal_ratio=0, start_pos=0):
-    """Launcher: validates, then runs the score and top-k kernels. Any strides are accepted."""
-    _check(q, k, weights, topk, offset, causal_ratio, start_pos)
-    return _launch(q, k, weights, topk, offset, causal_ratio, start_pos)
-
-
-def indexer_scores_ref(q, k, weights, causal_ratio=0, start_pos=0):
-    """Scores with the model's roundings (fp32 accumulation, then rounded where the model's bf16 ops round)."""
-    S, T = q.shape[1], k.shape[1]
-    round_qk, round_prod = _round_flags(q, weights)
-    s = torch.einsum("bshd,btd->bsht", q.float(), k.float())
-    if round_qk:
-        s = s.to(q.dtype).float()
-    prod = s.relu() * weights.float()[..., None]
-    if round_prod:
-        prod = prod.to(q.dtype).float()
-    score = prod.sum(dim=2)
-    if round_prod:
-        score = score.to(q.dtype).float()
-    score = score + 0.0
-    if causal_ratio > 0:
-        limit = (start_pos + torch.arange(S, device=q.device) + 1) // causal_ratio
-        masked = torch.arange(T, device=q.device)[None, :] >= limit[:, None]
-        score = score.masked_fill(masked[None], float("-inf"))
-    return score
-
-
-def indexer_topk_ref(q, k, weights, topk, offset=0, causal_ratio=0, start_pos=0):
-    """Pure-torch reference; a stable descending sort gives the same tie order (lower t first)."""
-    T = k.shape[1]
-    kk = min(int(topk), T)
-    score = indexer_scores_ref(q, k, weights, causal_ratio, start_pos)
-    vals, idx = torch.sort(score, dim=-1, descending=True, stable=True)
-    vals, idx = vals[..., :kk], idx[..., :kk]
-    return torch.where(torch.isneginf(vals), -1, idx + offset).to(torch.int32)
-
-
-def _indexer_topk_fake(q, k, weights, topk, offset=0, causal_ratio=0, start_pos=0):
-    return q.new_empty((q.shape[0], q.shape[1], min(int(topk), k.shape[1])), dtype=torch.int32)
-
-
-def _register():
-    from flaggems.registry import custom_op, implement
-
-    custom_op(OP, SCHEMA, reference=indexer_topk_ref, fake=_indexer_topk_fake, check=_check)
-    implement(OP, kind="triton", dtypes=set(_FLOATS))(_launch)
-
-
-_register()
+indexer_topk_triton = checked(indexer_topk_check, _indexer_topk_triton)

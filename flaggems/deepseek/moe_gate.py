@@ -29,8 +29,12 @@ import torch
 import triton
 import triton.language as tl
 
-from flaggems.runtime.checks import check_same_device, check_tensor, values_checkable
+from flaggems.deepseek.checked import checked
+from flaggems.deepseek.launch_config import launch_config
+from flaggems.registry import custom_op, implement
 from flaggems.runtime import device_guard, interpreting, next_pow2
+from flaggems.runtime.autotune import split_launch_options
+from flaggems.runtime.checks import check_same_device, check_tensor, values_checkable
 
 OP = "flaggems::moe_gate"
 OP_HASH = "flaggems::moe_gate_hash"
@@ -41,110 +45,6 @@ SCHEMA_HASH = ("(Tensor logits, Tensor tid2eid, Tensor input_ids, str score_func
 SCORE_FUNCS = ("sqrtsoftplus", "sigmoid", "softmax")
 MAX_EXPERTS = 4096
 _FLOATS = (torch.float32, torch.bfloat16, torch.float16)
-
-
-@triton.jit
-def _log1p(y):
-    # log1p without libdevice (unusable in the interpreter): exact for tiny y where log(1 + y) is 0.
-    u = 1.0 + y
-    return tl.where(u == 1.0, y, tl.log(u) * (y / (u - 1.0)))
-
-
-@triton.jit
-def _scores(x, e_mask, FUNC: tl.constexpr):
-    if FUNC == 0:
-        # softplus as torch: x above 20 passes through; below, log1p(exp(x)) computed without overflow.
-        sp = tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
-        s = tl.sqrt(tl.where(x > 20.0, x, sp))
-    elif FUNC == 1:
-        s = tl.sigmoid(x)
-    else:
-        xm = tl.where(e_mask, x, float("-inf"))
-        ex = tl.exp(xm - tl.max(xm, axis=1)[:, None])
-        s = ex / tl.sum(ex, axis=1)[:, None]
-    return tl.where(e_mask, s, 0.0)
-
-
-@triton.jit
-def _moe_gate_kernel(
-    logit_ptr, bias_ptr, w_ptr, i_ptr,
-    T, E, topk, route_scale,
-    s_lt, s_le, s_bias, s_wt, s_it,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, TOPK_P: tl.constexpr,
-    FUNC: tl.constexpr, HAS_BIAS: tl.constexpr,
-):
-    offs_t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
-    rows = offs_t.to(tl.int64)
-    t_mask = offs_t < T
-    offs_e = tl.arange(0, BLOCK_E)
-    cols = offs_e[None, :]
-    e_mask = t_mask[:, None] & (offs_e < E)[None, :]
-    x = tl.load(logit_ptr + rows[:, None] * s_lt + cols * s_le, mask=e_mask, other=0.0).to(tl.float32)
-    s = _scores(x, e_mask, FUNC)
-    choose = s
-    if HAS_BIAS:
-        choose = s + tl.load(bias_ptr + offs_e * s_bias, mask=offs_e < E, other=0.0)[None, :]
-
-    kcol = tl.arange(0, TOPK_P)[None, :]
-    w_acc = tl.zeros([BLOCK_T, TOPK_P], tl.float32)
-    i_acc = tl.zeros([BLOCK_T, TOPK_P], tl.int32)
-    avail = (offs_e < E)[None, :] & (offs_t >= 0)[:, None]
-    for k in range(topk):
-        cand = tl.where(avail, choose, float("-inf"))
-        best = tl.max(cand, axis=1)
-        # Lowest expert id among the maxima; a row of NaNs matches nothing, so it falls back to the
-        # lowest id still available (never an out-of-range slot).
-        idx = tl.min(tl.where(avail & (cand == best[:, None]), cols, BLOCK_E), axis=1)
-        first = tl.min(tl.where(avail, cols, BLOCK_E), axis=1)
-        idx = tl.where(idx < BLOCK_E, idx, first)
-        sel = cols == idx[:, None]
-        w_k = tl.sum(tl.where(sel, s, 0.0), axis=1)
-        avail = avail & (sel == 0)
-        w_acc = tl.where(kcol == k, w_k[:, None], w_acc)
-        i_acc = tl.where(kcol == k, idx[:, None], i_acc)
-    if FUNC != 2:
-        w_acc = w_acc / tl.sum(w_acc, axis=1)[:, None]
-    w_acc = w_acc * route_scale
-    out_mask = t_mask[:, None] & (kcol < topk)
-    tl.store(w_ptr + rows[:, None] * s_wt + kcol, w_acc, mask=out_mask)
-    tl.store(i_ptr + rows[:, None] * s_it + kcol, i_acc.to(tl.int64), mask=out_mask)
-
-
-@triton.jit
-def _moe_gate_hash_kernel(
-    logit_ptr, tab_ptr, ids_ptr, w_ptr, i_ptr,
-    T, E, K, V, route_scale,
-    s_lt, s_le, s_tv, s_tk, s_ids, s_wt, s_it,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, K_P: tl.constexpr, FUNC: tl.constexpr,
-):
-    offs_t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
-    rows = offs_t.to(tl.int64)
-    t_mask = offs_t < T
-    offs_e = tl.arange(0, BLOCK_E)
-    cols = offs_e[None, :]
-    e_mask = t_mask[:, None] & (offs_e < E)[None, :]
-    x = tl.load(logit_ptr + rows[:, None] * s_lt + cols * s_le, mask=e_mask, other=0.0).to(tl.float32)
-    s = _scores(x, e_mask, FUNC)
-
-    tok = tl.load(ids_ptr + rows * s_ids, mask=t_mask, other=-1).to(tl.int64)
-    # Out-of-vocabulary ids (rejected by the host check on CPU) must not read outside the table.
-    tok_ok = t_mask & (tok >= 0) & (tok < V)
-    offs_k = tl.arange(0, K_P)
-    k_mask = tok_ok[:, None] & (offs_k < K)[None, :]
-    idx = tl.load(tab_ptr + tl.where(tok_ok, tok, 0)[:, None] * s_tv + offs_k[None, :] * s_tk,
-                  mask=k_mask, other=-1).to(tl.int32)
-    w = tl.zeros([BLOCK_T, K_P], tl.float32)
-    for k in range(K):
-        idx_k = tl.sum(tl.where(offs_k[None, :] == k, idx, 0), axis=1)
-        # An expert id outside [0, E) selects no column: weight 0, never an out-of-bounds read.
-        w_k = tl.sum(tl.where(cols == idx_k[:, None], s, 0.0), axis=1)
-        w = tl.where(offs_k[None, :] == k, w_k[:, None], w)
-    if FUNC != 2:
-        w = w / tl.sum(w, axis=1)[:, None]
-    w = w * route_scale
-    out_mask = t_mask[:, None] & (offs_k < K)[None, :]
-    tl.store(w_ptr + rows[:, None] * s_wt + offs_k[None, :], w, mask=out_mask)
-    tl.store(i_ptr + rows[:, None] * s_it + offs_k[None, :], idx.to(tl.int64), mask=out_mask)
 
 
 def _check_common(op, logits, score_func, route_scale):
@@ -158,7 +58,7 @@ def _check_common(op, logits, score_func, route_scale):
         raise ValueError(f"{op}: at most {MAX_EXPERTS} experts are supported, got E={logits.shape[1]}")
 
 
-def _check(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0):
+def moe_gate_check(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0):
     op = "moe_gate"
     _check_common(op, logits, score_func, route_scale)
     E = logits.shape[1]
@@ -173,7 +73,7 @@ def _check(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0):
         raise ValueError(f"moe_gate: topk must be in [1, E={E}], got {topk}")
 
 
-def _check_hash(logits, tid2eid, input_ids, score_func="sqrtsoftplus", route_scale=1.0):
+def moe_gate_hash_check(logits, tid2eid, input_ids, score_func="sqrtsoftplus", route_scale=1.0):
     op = "moe_gate_hash"
     _check_common(op, logits, score_func, route_scale)
     check_tensor(op, "tid2eid", tid2eid, (torch.int32, torch.int64), 2)
@@ -189,73 +89,12 @@ def _check_hash(logits, tid2eid, input_ids, score_func="sqrtsoftplus", route_sca
         ids = input_ids.reshape(-1).long()
         V = tid2eid.shape[0]
         if int(ids.min()) < 0 or int(ids.max()) >= V:
-            raise ValueError(f"moe_gate_hash: input_ids must be in [0, vocab={V}), "
-                             f"got range [{int(ids.min())}, {int(ids.max())}]")
+            raise ValueError(f"moe_gate_hash: input_ids must be in [0, vocab={V}), got ids outside it "
+                             f"(range [{int(ids.min())}, {int(ids.max())}])")
         eids = tid2eid[ids]
         if int(eids.min()) < 0 or int(eids.max()) >= E:
-            raise ValueError(f"moe_gate_hash: tid2eid[input_ids] must be expert ids in [0, E={E}), "
-                             f"got range [{int(eids.min())}, {int(eids.max())}]")
-
-
-def _func_id(score_func):
-    return SCORE_FUNCS.index(score_func)
-
-
-def _blocks(T, E):
-    block_e = max(16, next_pow2(E))
-    if interpreting():
-        return max(1, min(next_pow2(T), (1 << 16) // block_e)), block_e
-    return max(1, min(16, 4096 // block_e)), block_e
-
-
-def _launch(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0):
-    T, E = logits.shape
-    w = torch.empty((T, topk), dtype=torch.float32, device=logits.device)
-    idx = torch.empty((T, topk), dtype=torch.int64, device=logits.device)
-    if T == 0:
-        return w, idx
-    block_t, block_e = _blocks(T, E)
-    with device_guard(logits):
-        _moe_gate_kernel[(triton.cdiv(T, block_t),)](
-            logits, bias if bias is not None else logits, w, idx,
-            T, E, int(topk), float(route_scale),
-            logits.stride(0), logits.stride(1), bias.stride(0) if bias is not None else 0, w.stride(0), idx.stride(0),
-            BLOCK_T=block_t, BLOCK_E=block_e, TOPK_P=next_pow2(topk),
-            FUNC=_func_id(score_func), HAS_BIAS=bias is not None, num_warps=4,
-        )
-    return w, idx
-
-
-def _launch_hash(logits, tid2eid, input_ids, score_func="sqrtsoftplus", route_scale=1.0):
-    T, E = logits.shape
-    V, K = tid2eid.shape
-    w = torch.empty((T, K), dtype=torch.float32, device=logits.device)
-    idx = torch.empty((T, K), dtype=torch.int64, device=logits.device)
-    if T == 0:
-        return w, idx
-    ids = input_ids.reshape(-1)
-    block_t, block_e = _blocks(T, E)
-    with device_guard(logits):
-        _moe_gate_hash_kernel[(triton.cdiv(T, block_t),)](
-            logits, tid2eid, ids, w, idx,
-            T, E, K, V, float(route_scale),
-            logits.stride(0), logits.stride(1), tid2eid.stride(0), tid2eid.stride(1), ids.stride(0),
-            w.stride(0), idx.stride(0),
-            BLOCK_T=block_t, BLOCK_E=block_e, K_P=next_pow2(K), FUNC=_func_id(score_func), num_warps=4,
-        )
-    return w, idx
-
-
-def moe_gate_triton(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0):
-    """Launcher: validates, then runs the Triton kernel. Returns (weights fp32 [T,k], indices int64 [T,k])."""
-    _check(logits, bias, topk, score_func, route_scale)
-    return _launch(logits, bias, topk, score_func, route_scale)
-
-
-def moe_gate_hash_triton(logits, tid2eid, input_ids, score_func="sqrtsoftplus", route_scale=1.0):
-    """Launcher for hash routing: validates, then runs the Triton kernel."""
-    _check_hash(logits, tid2eid, input_ids, score_func, route_scale)
-    return _launch_hash(logits, tid2eid, input_ids, score_func, route_scale)
+            raise ValueError(f"moe_gate_hash: tid2eid[input_ids] must be expert ids in [0, E={E}), got ids "
+                             f"outside it (range [{int(eids.min())}, {int(eids.max())}])")
 
 
 def _scores_ref(logits, score_func):
@@ -299,13 +138,172 @@ def _moe_gate_hash_fake(logits, tid2eid, input_ids, score_func="sqrtsoftplus", r
     return (logits.new_empty((T, K), dtype=torch.float32), logits.new_empty((T, K), dtype=torch.int64))
 
 
-def _register():
-    from flaggems.registry import custom_op, implement
-
-    custom_op(OP, SCHEMA, reference=moe_gate_ref, fake=_moe_gate_fake, check=_check)
-    implement(OP, kind="triton", dtypes=set(_FLOATS))(_launch)
-    custom_op(OP_HASH, SCHEMA_HASH, reference=moe_gate_hash_ref, fake=_moe_gate_hash_fake, check=_check_hash)
-    implement(OP_HASH, kind="triton", dtypes=set(_FLOATS) | {torch.int32, torch.int64})(_launch_hash)
+custom_op(OP, SCHEMA, reference=moe_gate_ref, fake=_moe_gate_fake, check=moe_gate_check)
+custom_op(OP_HASH, SCHEMA_HASH, reference=moe_gate_hash_ref, fake=_moe_gate_hash_fake, check=moe_gate_hash_check)
 
 
-_register()
+@triton.jit
+def _log1p(y):
+    # log1p without libdevice (unusable in the interpreter): exact for tiny y where log(1 + y) is 0.
+    u = 1.0 + y
+    return tl.where(u == 1.0, y, tl.log(u) * (y / (u - 1.0)))
+
+
+@triton.jit
+def _scores(x, e_mask, FUNC: tl.constexpr):
+    if FUNC == 0:
+        # softplus as torch: x above 20 passes through; below, log1p(exp(x)) computed without overflow.
+        sp = tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
+        s = tl.sqrt(tl.where(x > 20.0, x, sp))
+    elif FUNC == 1:
+        s = tl.sigmoid(x)
+    else:
+        xm = tl.where(e_mask, x, float("-inf"))
+        ex = tl.exp(xm - tl.max(xm, axis=1)[:, None])
+        s = ex / tl.sum(ex, axis=1)[:, None]
+    return tl.where(e_mask, s, 0.0)
+
+
+@triton.jit
+def _row_scores(logit_ptr, T, E, s_lt, s_le, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, FUNC: tl.constexpr):
+    """This program's token rows (int64), their mask, the expert columns [1, BLOCK_E] and the fp32 scores
+    (0 outside [0, E))."""
+    offs_t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    t_mask = offs_t < T
+    cols = tl.arange(0, BLOCK_E)[None, :]
+    e_mask = t_mask[:, None] & (cols < E)
+    rows = offs_t.to(tl.int64)
+    x = tl.load(logit_ptr + rows[:, None] * s_lt + cols * s_le, mask=e_mask, other=0.0).to(tl.float32)
+    return rows, t_mask, cols, _scores(x, e_mask, FUNC)
+
+
+@triton.jit
+def _moe_gate_kernel(
+    logit_ptr, bias_ptr, w_ptr, i_ptr,
+    T, E, topk, route_scale,
+    s_lt, s_le, s_bias, s_wt, s_it,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, TOPK_P: tl.constexpr,
+    FUNC: tl.constexpr, HAS_BIAS: tl.constexpr,
+):
+    rows, t_mask, cols, s = _row_scores(logit_ptr, T, E, s_lt, s_le, BLOCK_T, BLOCK_E, FUNC)
+    choose = s
+    if HAS_BIAS:
+        choose = s + tl.load(bias_ptr + cols * s_bias, mask=cols < E, other=0.0)
+
+    kcol = tl.arange(0, TOPK_P)[None, :]
+    w_acc = tl.zeros([BLOCK_T, TOPK_P], tl.float32)
+    i_acc = tl.zeros([BLOCK_T, TOPK_P], tl.int32)
+    avail = (cols < E) & (rows >= 0)[:, None]
+    for k in range(topk):
+        cand = tl.where(avail, choose, float("-inf"))
+        best = tl.max(cand, axis=1)
+        # Lowest expert id among the maxima; a row of NaNs matches nothing, so it falls back to the
+        # lowest id still available (never an out-of-range slot).
+        idx = tl.min(tl.where(avail & (cand == best[:, None]), cols, BLOCK_E), axis=1)
+        first = tl.min(tl.where(avail, cols, BLOCK_E), axis=1)
+        idx = tl.where(idx < BLOCK_E, idx, first)
+        sel = cols == idx[:, None]
+        w_k = tl.sum(tl.where(sel, s, 0.0), axis=1)
+        avail = avail & (sel == 0)
+        w_acc = tl.where(kcol == k, w_k[:, None], w_acc)
+        i_acc = tl.where(kcol == k, idx[:, None], i_acc)
+    if FUNC != 2:
+        w_acc = w_acc / tl.sum(w_acc, axis=1)[:, None]
+    w_acc = w_acc * route_scale
+    out_mask = t_mask[:, None] & (kcol < topk)
+    tl.store(w_ptr + rows[:, None] * s_wt + kcol, w_acc, mask=out_mask)
+    tl.store(i_ptr + rows[:, None] * s_it + kcol, i_acc.to(tl.int64), mask=out_mask)
+
+
+@triton.jit
+def _moe_gate_hash_kernel(
+    logit_ptr, tab_ptr, ids_ptr, w_ptr, i_ptr,
+    T, E, K, V, route_scale,
+    s_lt, s_le, s_tv, s_tk, s_ids, s_wt, s_it,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, K_P: tl.constexpr, FUNC: tl.constexpr,
+):
+    rows, t_mask, cols, s = _row_scores(logit_ptr, T, E, s_lt, s_le, BLOCK_T, BLOCK_E, FUNC)
+
+    tok = tl.load(ids_ptr + rows * s_ids, mask=t_mask, other=-1).to(tl.int64)
+    # Out-of-vocabulary ids (rejected by the host check on CPU) must not read outside the table.
+    tok_ok = t_mask & (tok >= 0) & (tok < V)
+    offs_k = tl.arange(0, K_P)
+    k_mask = tok_ok[:, None] & (offs_k < K)[None, :]
+    idx = tl.load(tab_ptr + tl.where(tok_ok, tok, 0)[:, None] * s_tv + offs_k[None, :] * s_tk,
+                  mask=k_mask, other=-1).to(tl.int32)
+    w = tl.zeros([BLOCK_T, K_P], tl.float32)
+    for k in range(K):
+        idx_k = tl.sum(tl.where(offs_k[None, :] == k, idx, 0), axis=1)
+        # An expert id outside [0, E) selects no column: weight 0, never an out-of-bounds read.
+        w_k = tl.sum(tl.where(cols == idx_k[:, None], s, 0.0), axis=1)
+        w = tl.where(offs_k[None, :] == k, w_k[:, None], w)
+    if FUNC != 2:
+        w = w / tl.sum(w, axis=1)[:, None]
+    w = w * route_scale
+    out_mask = t_mask[:, None] & (offs_k < K)[None, :]
+    tl.store(w_ptr + rows[:, None] * s_wt + offs_k[None, :], w, mask=out_mask)
+    tl.store(i_ptr + rows[:, None] * s_it + offs_k[None, :], idx.to(tl.int64), mask=out_mask)
+
+
+
+
+def _func_id(score_func):
+    return SCORE_FUNCS.index(score_func)
+
+
+def _config(kernel: str, T: int, E: int, dtype: torch.dtype) -> dict:
+    """BLOCK_T (tokens per program) and num_warps, config key "moe_gate" / "moe_gate_hash"; a program always
+    holds whole [tokens, E] rows."""
+    block_e = max(16, next_pow2(E))
+    if interpreting():
+        block_t = max(1, min(next_pow2(T), (1 << 16) // block_e))
+    else:
+        block_t = max(1, min(16, 4096 // block_e))
+    return launch_config(kernel, dtype, {"BLOCK_T": block_t, "num_warps": 4})
+
+
+@implement(OP, kind="triton", dtypes=set(_FLOATS))
+def _moe_gate_triton(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0):
+    """The Triton launcher (the op's check has run). Returns (weights fp32 [T,k], indices int64 [T,k])."""
+    T, E = logits.shape
+    w = torch.empty((T, topk), dtype=torch.float32, device=logits.device)
+    idx = torch.empty((T, topk), dtype=torch.int64, device=logits.device)
+    if T == 0:
+        return w, idx
+    cfg = _config("moe_gate", T, E, logits.dtype)
+    with device_guard(logits):
+        _moe_gate_kernel[(triton.cdiv(T, cfg["BLOCK_T"]),)](
+            logits, bias if bias is not None else logits, w, idx,
+            T, E, int(topk), float(route_scale),
+            logits.stride(0), logits.stride(1), bias.stride(0) if bias is not None else 0, w.stride(0), idx.stride(0),
+            BLOCK_T=cfg["BLOCK_T"], BLOCK_E=max(16, next_pow2(E)), TOPK_P=next_pow2(topk),
+            FUNC=_func_id(score_func), HAS_BIAS=bias is not None, **split_launch_options(cfg)[1],
+        )
+    return w, idx
+
+
+@implement(OP_HASH, kind="triton", dtypes=set(_FLOATS) | {torch.int32, torch.int64})
+def _moe_gate_hash_triton(logits, tid2eid, input_ids, score_func="sqrtsoftplus", route_scale=1.0):
+    """The Triton launcher for hash routing (the op's check has run)."""
+    T, E = logits.shape
+    V, K = tid2eid.shape
+    w = torch.empty((T, K), dtype=torch.float32, device=logits.device)
+    idx = torch.empty((T, K), dtype=torch.int64, device=logits.device)
+    if T == 0:
+        return w, idx
+    ids = input_ids.reshape(-1)
+    cfg = _config("moe_gate_hash", T, E, logits.dtype)
+    with device_guard(logits):
+        _moe_gate_hash_kernel[(triton.cdiv(T, cfg["BLOCK_T"]),)](
+            logits, tid2eid, ids, w, idx,
+            T, E, K, V, float(route_scale),
+            logits.stride(0), logits.stride(1), tid2eid.stride(0), tid2eid.stride(1), ids.stride(0),
+            w.stride(0), idx.stride(0),
+            BLOCK_T=cfg["BLOCK_T"], BLOCK_E=max(16, next_pow2(E)), K_P=next_pow2(K), FUNC=_func_id(score_func),
+            **split_launch_options(cfg)[1],
+        )
+    return w, idx
+
+
+moe_gate_triton = checked(moe_gate_check, _moe_gate_triton)
+moe_gate_hash_triton = checked(moe_gate_hash_check, _moe_gate_hash_triton)

@@ -34,16 +34,18 @@ E8M0 bytes decode as 2^(byte - 127) (byte 255 = NaN). fp8 / e8m0 / fp4 tensors r
 """
 from __future__ import annotations
 
-import functools
 import math
-import sys
 
 import torch
 import triton
 import triton.language as tl
 
-from flaggems.runtime.checks import check_tensor
+from flaggems.deepseek.checked import checked
+from flaggems.deepseek.launch_config import launch_config
+from flaggems.registry import custom_op, implement
 from flaggems.runtime import device_guard, interpreting, next_pow2
+from flaggems.runtime.autotune import split_launch_options
+from flaggems.runtime.checks import check_tensor
 
 FP8_MAX = 448.0
 FP4_MAX = 6.0
@@ -120,23 +122,23 @@ def f32_to_e2m1(v):
     return c | (sign << 3)
 
 
-    monkeypatch.setattr(sys.modules[__name__], "_DOT_SCALED_FP8_OK", True)
-
-
 # ----------------------------------------------------------------------------------------------------
 # Kernels
 # ----------------------------------------------------------------------------------------------------
 @triton.jit
+def _quant_tile(M, NG, BLOCK_M: tl.constexpr, G: tl.constexpr):
+    """This program's rows [BLOCK_M] and quant-block indices [G], with their masks, in the [M, NG] block grid."""
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    grp = tl.program_id(1) * G + tl.arange(0, G)
+    return rows, grp, rows < M, grp < NG
+
+
+@triton.jit
 def _act_quant_kernel(x_ptr, y_ptr, s_ptr, M, NG, stride_xm, stride_xn, stride_ym, stride_sm,
                       QBLOCK: tl.constexpr, BQ: tl.constexpr, G: tl.constexpr, BLOCK_M: tl.constexpr,
                       ROUND_POW2: tl.constexpr, S_E8M0: tl.constexpr, INPLACE: tl.constexpr):
-    pid_m = tl.program_id(0)
-    pid_g = tl.program_id(1)
-    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    grp = pid_g * G + tl.arange(0, G)
+    rows, grp, rmask, gmask = _quant_tile(M, NG, BLOCK_M, G)
     j = tl.arange(0, BQ)
-    rmask = rows < M
-    gmask = grp < NG
     cols = grp[None, :, None] * QBLOCK + j[None, None, :]
     mask = rmask[:, None, None] & gmask[None, :, None] & (j < QBLOCK)[None, None, :]
     rows64 = rows.to(tl.int64)
@@ -170,13 +172,8 @@ def _fp4_act_quant_kernel(x_ptr, y_ptr, s_ptr, M, NG, stride_xm, stride_xn, stri
                           INPLACE: tl.constexpr):
     # Each program: BLOCK_M rows x G quant blocks; the even / odd elements of a block are loaded as two
     # [BLOCK_M, G, BH] tiles (BH >= QBLOCK / 2), so a packed byte is lo | hi << 4 with no shuffles.
-    pid_m = tl.program_id(0)
-    pid_g = tl.program_id(1)
-    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    grp = pid_g * G + tl.arange(0, G)
+    rows, grp, rmask, gmask = _quant_tile(M, NG, BLOCK_M, G)
     j = tl.arange(0, BH)
-    rmask = rows < M
-    gmask = grp < NG
     pair = grp[None, :, None] * (QBLOCK // 2) + j[None, None, :]  # packed byte column
     mask = rmask[:, None, None] & gmask[None, :, None] & (j < QBLOCK // 2)[None, None, :]
     rows64 = rows.to(tl.int64)
@@ -205,8 +202,9 @@ def _fp4_act_quant_kernel(x_ptr, y_ptr, s_ptr, M, NG, stride_xm, stride_xn, stri
 # ----------------------------------------------------------------------------------------------------
 # Launchers
 # ----------------------------------------------------------------------------------------------------
-def _tile(M: int, NG: int, bq: int) -> tuple[int, int, int]:
-    """(BLOCK_M, G, num_warps). Interpreter: big tiles (cost ~ programs); GPU: ~32 rows x 128-512 cols."""
+def _tile(kernel: str, M: int, NG: int, bq: int, dtype: torch.dtype) -> dict:
+    """BLOCK_M (rows), G (quant blocks of bq elements) and num_warps per program, config keys "act_quant" and
+    "fp4_act_quant". Interpreter: big tiles (cost ~ programs); GPU: ~32 rows x 128-512 cols."""
     if interpreting():
         budget = 1 << 15
         block_m = max(1, min(next_pow2(M), max(1, budget // bq), 256))
@@ -214,7 +212,7 @@ def _tile(M: int, NG: int, bq: int) -> tuple[int, int, int]:
         budget = 4096
         block_m = max(1, min(next_pow2(M), 32))
     g = max(1, min(next_pow2(NG), budget // (block_m * bq)))
-    return block_m, g, 4
+    return launch_config(kernel, dtype, {"BLOCK_M": block_m, "G": g, "num_warps": 4})
 
 
 def _as_rows(x: torch.Tensor) -> torch.Tensor | None:
@@ -231,8 +229,8 @@ def _act_quant_launch(x2, block_size, round_pow2, s_e8m0, inplace, y2=None, s2=N
     if M == 0 or N == 0:
         return
     bq = next_pow2(block_size)
-    block_m, g, warps = _tile(M, NG, bq)
-    grid = (triton.cdiv(M, block_m), triton.cdiv(NG, g))
+    cfg = _tile("act_quant", M, NG, bq, x2.dtype)
+    grid = (triton.cdiv(M, cfg["BLOCK_M"]), triton.cdiv(NG, cfg["G"]))
     if inplace:
         y_arg, s_arg, sym, ssm = x2, x2, 0, 0
     else:
@@ -240,8 +238,8 @@ def _act_quant_launch(x2, block_size, round_pow2, s_e8m0, inplace, y2=None, s2=N
         sym, ssm = y2.stride(0), s2.stride(0)
     with device_guard(x2):
         _act_quant_kernel[grid](x2, y_arg, s_arg, M, NG, x2.stride(0), x2.stride(1), sym, ssm,
-                                QBLOCK=block_size, BQ=bq, G=g, BLOCK_M=block_m, ROUND_POW2=round_pow2,
-                                S_E8M0=s_e8m0, INPLACE=inplace, num_warps=warps)
+                                QBLOCK=block_size, BQ=bq, G=cfg["G"], BLOCK_M=cfg["BLOCK_M"], ROUND_POW2=round_pow2,
+                                S_E8M0=s_e8m0, INPLACE=inplace, **split_launch_options(cfg)[1])
 
 
 def _fp4_act_quant_launch(x2, block_size, inplace, y2=None, s2=None):
@@ -250,20 +248,20 @@ def _fp4_act_quant_launch(x2, block_size, inplace, y2=None, s2=None):
     if M == 0 or N == 0:
         return
     bh = next_pow2(block_size // 2)
-    block_m, g, warps = _tile(M, NG, 2 * bh)
-    grid = (triton.cdiv(M, block_m), triton.cdiv(NG, g))
+    cfg = _tile("fp4_act_quant", M, NG, 2 * bh, x2.dtype)
+    grid = (triton.cdiv(M, cfg["BLOCK_M"]), triton.cdiv(NG, cfg["G"]))
     if inplace:
         y_arg, s_arg, sym, ssm = x2, x2, 0, 0
     else:
         y_arg, s_arg, sym, ssm = y2.view(torch.uint8), s2.view(torch.uint8), y2.stride(0), s2.stride(0)
     with device_guard(x2):
         _fp4_act_quant_kernel[grid](x2, y_arg, s_arg, M, NG, x2.stride(0), x2.stride(1), sym, ssm,
-                                    QBLOCK=block_size, BH=bh, G=g, BLOCK_M=block_m, INPLACE=inplace,
-                                    num_warps=warps)
+                                    QBLOCK=block_size, BH=bh, G=cfg["G"], BLOCK_M=cfg["BLOCK_M"], INPLACE=inplace,
+                                    **split_launch_options(cfg)[1])
 
 
 # ----------------------------------------------------------------------------------------------------
-# Argument checks (run on every call, real and fake)
+# Argument checks: the custom ops' `check` (the registry runs it on every call, real and fake)
 # ----------------------------------------------------------------------------------------------------
 def _check_block(op, x, block_size, even=False):
     if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size <= 0:
@@ -286,85 +284,30 @@ def _check_fmt(op, scale_fmt, scale_dtype):
                          "pass scale_fmt='ue8m0' (DeepSeek sets it whenever scale_dtype is fp8)")
 
 
-def _act_quant_check(x, block_size=128, scale_fmt=None, scale_dtype=None):
+def act_quant_check(x, block_size=128, scale_fmt=None, scale_dtype=None):
     op = "act_quant"
     check_tensor(op, "x", x, _X_DTYPES)
     _check_block(op, x, block_size)
     _check_fmt(op, scale_fmt, torch.float32 if scale_dtype is None else scale_dtype)
 
 
-def _act_quant_inplace_check(x, block_size=128, scale_fmt=None):
+def act_quant_inplace_check(x, block_size=128, scale_fmt=None):
     op = "act_quant_inplace"
     check_tensor(op, "x", x, _X_DTYPES)
     _check_block(op, x, block_size)
     _check_fmt(op, scale_fmt, torch.float32)
 
 
-def _fp4_act_quant_check(x, block_size=32):
+def fp4_act_quant_check(x, block_size=32):
     op = "fp4_act_quant"
     check_tensor(op, "x", x, _X_DTYPES)
     _check_block(op, x, block_size, even=True)
 
 
-def _fp4_act_quant_inplace_check(x, block_size=32):
+def fp4_act_quant_inplace_check(x, block_size=32):
     op = "fp4_act_quant_inplace"
     check_tensor(op, "x", x, _X_DTYPES)
     _check_block(op, x, block_size, even=True)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Triton implementations
-# ----------------------------------------------------------------------------------------------------
-def act_quant_triton(x, block_size=128, scale_fmt=None, scale_dtype=None, *, check=True):
-    if check:
-        _act_quant_check(x, block_size, scale_fmt, scale_dtype)
-    scale_dtype = torch.float32 if scale_dtype is None else scale_dtype
-    N = x.shape[-1]
-    x2 = _as_rows(x)
-    if x2 is None:
-        x2 = x.reshape(math.prod(x.shape[:-1]), N)
-    y = torch.empty(x.shape, dtype=torch.float8_e4m3fn, device=x.device)
-    s = torch.empty((*x.shape[:-1], N // block_size), dtype=scale_dtype, device=x.device)
-    _act_quant_launch(x2, block_size, scale_fmt is not None, scale_dtype == torch.float8_e8m0fnu, False,
-                      y.view(x2.shape[0], N), s.view(x2.shape[0], N // block_size))
-    return y, s
-
-
-def act_quant_inplace_triton(x, block_size=128, scale_fmt=None, *, check=True):
-    if check:
-        _act_quant_inplace_check(x, block_size, scale_fmt)
-    x2 = _as_rows(x)
-    if x2 is not None:
-        _act_quant_launch(x2, block_size, scale_fmt is not None, False, True)
-    else:  # no [M, N] view of x: work on a copy and write it back
-        tmp = x.contiguous()
-        _act_quant_launch(_as_rows(tmp), block_size, scale_fmt is not None, False, True)
-        x.copy_(tmp)
-
-
-def fp4_act_quant_triton(x, block_size=32, *, check=True):
-    if check:
-        _fp4_act_quant_check(x, block_size)
-    N = x.shape[-1]
-    x2 = _as_rows(x)
-    if x2 is None:
-        x2 = x.reshape(math.prod(x.shape[:-1]), N)
-    y = torch.empty((*x.shape[:-1], N // 2), dtype=torch.float4_e2m1fn_x2, device=x.device)
-    s = torch.empty((*x.shape[:-1], N // block_size), dtype=torch.float8_e8m0fnu, device=x.device)
-    _fp4_act_quant_launch(x2, block_size, False, y.view(x2.shape[0], N // 2), s.view(x2.shape[0], N // block_size))
-    return y, s
-
-
-def fp4_act_quant_inplace_triton(x, block_size=32, *, check=True):
-    if check:
-        _fp4_act_quant_inplace_check(x, block_size)
-    x2 = _as_rows(x)
-    if x2 is not None:
-        _fp4_act_quant_launch(x2, block_size, True)
-    else:
-        tmp = x.contiguous()
-        _fp4_act_quant_launch(_as_rows(tmp), block_size, True)
-        x.copy_(tmp)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -393,7 +336,6 @@ def _blocks(x: torch.Tensor, block_size: int) -> torch.Tensor:
 
 def act_quant_ref(x, block_size=128, scale_fmt=None, scale_dtype=None):
     """Reference act_quant: returns (y float8_e4m3fn [..., N], s [..., N/block_size])."""
-    _act_quant_check(x, block_size, scale_fmt, scale_dtype)
     scale_dtype = torch.float32 if scale_dtype is None else scale_dtype
     xb = _blocks(x, block_size)
     amax = xb.abs().amax(-1).clamp_min(FP8_AMAX_MIN)
@@ -407,7 +349,6 @@ def act_quant_ref(x, block_size=128, scale_fmt=None, scale_dtype=None):
 
 def act_quant_inplace_ref(x, block_size=128, scale_fmt=None):
     """Reference in-place act_quant: x <- x.dtype(f32(e4m3(clamp(x/s))) * s)."""
-    _act_quant_inplace_check(x, block_size, scale_fmt)
     y, s = act_quant_ref(x, block_size, scale_fmt, torch.float32)
     deq = _blocks(y.float(), block_size) * s[..., None]
     x.copy_(deq.reshape(x.shape).to(x.dtype))
@@ -446,7 +387,6 @@ def pack_fp4_ref(codes: torch.Tensor) -> torch.Tensor:
 
 def fp4_act_quant_ref(x, block_size=32):
     """Reference fp4_act_quant: returns (float4_e2m1fn_x2 [..., N/2], float8_e8m0fnu [..., N/block])."""
-    _fp4_act_quant_check(x, block_size)
     xb = _blocks(x, block_size)
     amax = xb.abs().amax(-1).clamp_min(FP4_AMAX_MIN)
     s = _pow2_ceil_ref(amax * _INV_FP4_MAX)
@@ -456,7 +396,6 @@ def fp4_act_quant_ref(x, block_size=32):
 
 def fp4_act_quant_inplace_ref(x, block_size=32):
     """Reference in-place fp4_act_quant: x <- x.dtype(value(q) * s)."""
-    _fp4_act_quant_inplace_check(x, block_size)
     q, s = fp4_act_quant_ref(x, block_size)
     deq = _blocks(unpack_fp4_ref(q), block_size) * e8m0_to_float_ref(s)[..., None]
     x.copy_(deq.reshape(x.shape).to(x.dtype))
@@ -466,7 +405,6 @@ def fp4_act_quant_inplace_ref(x, block_size=32):
 # Fake (meta) kernels
 # ----------------------------------------------------------------------------------------------------
 def _act_quant_fake(x, block_size=128, scale_fmt=None, scale_dtype=None):
-    _act_quant_check(x, block_size, scale_fmt, scale_dtype)
     N = x.shape[-1]
     y = x.new_empty(x.shape, dtype=torch.float8_e4m3fn)
     s = x.new_empty((*x.shape[:-1], N // block_size), dtype=scale_dtype or torch.float32)
@@ -474,56 +412,86 @@ def _act_quant_fake(x, block_size=128, scale_fmt=None, scale_dtype=None):
 
 
 def _act_quant_inplace_fake(x, block_size=128, scale_fmt=None):
-    _act_quant_inplace_check(x, block_size, scale_fmt)
+    """x keeps its shape and dtype; nothing is returned."""
 
 
 def _fp4_act_quant_fake(x, block_size=32):
-    _fp4_act_quant_check(x, block_size)
     N = x.shape[-1]
     return (x.new_empty((*x.shape[:-1], N // 2), dtype=torch.float4_e2m1fn_x2),
             x.new_empty((*x.shape[:-1], N // block_size), dtype=torch.float8_e8m0fnu))
 
 
 def _fp4_act_quant_inplace_fake(x, block_size=32):
-    _fp4_act_quant_inplace_check(x, block_size)
+    """x keeps its shape and dtype; nothing is returned."""
 
 
 # ----------------------------------------------------------------------------------------------------
-# Registration
+# The custom ops
 # ----------------------------------------------------------------------------------------------------
-SCHEMAS = {
-    "act_quant": "(Tensor x, int block_size=128, str? scale_fmt=None, ScalarType? scale_dtype=None) "
-                 "-> (Tensor, Tensor)",
-    "act_quant_inplace": "(Tensor(a!) x, int block_size=128, str? scale_fmt=None) -> ()",
-    "fp4_act_quant": "(Tensor x, int block_size=32) -> (Tensor, Tensor)",
-    "fp4_act_quant_inplace": "(Tensor(a!) x, int block_size=32) -> ()",
-}
-
-_QUANT_DTYPES = {torch.bfloat16, torch.float16, torch.float32}
-
-
-def _register():
-    from flaggems.registry import custom_op, implement
-
-    custom_op("flaggems::act_quant", SCHEMAS["act_quant"], reference=act_quant_ref, fake=_act_quant_fake,
-              check=_act_quant_check)
-    custom_op("flaggems::act_quant_inplace", SCHEMAS["act_quant_inplace"], reference=act_quant_inplace_ref,
-              fake=_act_quant_inplace_fake, check=_act_quant_inplace_check)
-    custom_op("flaggems::fp4_act_quant", SCHEMAS["fp4_act_quant"], reference=fp4_act_quant_ref,
-              fake=_fp4_act_quant_fake, check=_fp4_act_quant_check)
-    custom_op("flaggems::fp4_act_quant_inplace", SCHEMAS["fp4_act_quant_inplace"],
-              reference=fp4_act_quant_inplace_ref, fake=_fp4_act_quant_inplace_fake,
-              check=_fp4_act_quant_inplace_check)
-    # The registry runs `check` before dispatch: the registered launchers skip their own.
-    # act_quant's e4m3 cast needs FP8 conversion support; the FP4 kernels use integer ops only.
-    implement("flaggems::act_quant", kind="triton", dtypes=_QUANT_DTYPES, requires=("fp8",))(
-        functools.partial(act_quant_triton, check=False))
-    implement("flaggems::act_quant_inplace", kind="triton", dtypes=_QUANT_DTYPES, requires=("fp8",))(
-        functools.partial(act_quant_inplace_triton, check=False))
-    implement("flaggems::fp4_act_quant", kind="triton", dtypes=_QUANT_DTYPES)(
-        functools.partial(fp4_act_quant_triton, check=False))
-    implement("flaggems::fp4_act_quant_inplace", kind="triton", dtypes=_QUANT_DTYPES)(
-        functools.partial(fp4_act_quant_inplace_triton, check=False))
+custom_op("flaggems::act_quant",
+          "(Tensor x, int block_size=128, str? scale_fmt=None, ScalarType? scale_dtype=None) -> (Tensor, Tensor)",
+          reference=act_quant_ref, fake=_act_quant_fake, check=act_quant_check)
+custom_op("flaggems::act_quant_inplace", "(Tensor(a!) x, int block_size=128, str? scale_fmt=None) -> ()",
+          reference=act_quant_inplace_ref, fake=_act_quant_inplace_fake, check=act_quant_inplace_check)
+custom_op("flaggems::fp4_act_quant", "(Tensor x, int block_size=32) -> (Tensor, Tensor)",
+          reference=fp4_act_quant_ref, fake=_fp4_act_quant_fake, check=fp4_act_quant_check)
+custom_op("flaggems::fp4_act_quant_inplace", "(Tensor(a!) x, int block_size=32) -> ()",
+          reference=fp4_act_quant_inplace_ref, fake=_fp4_act_quant_inplace_fake, check=fp4_act_quant_inplace_check)
 
 
-_register()
+# ----------------------------------------------------------------------------------------------------
+# Triton implementations (the op's check has run before them)
+# ----------------------------------------------------------------------------------------------------
+# act_quant's e4m3 cast needs FP8 conversion support; the FP4 kernels use integer ops only.
+@implement("flaggems::act_quant", kind="triton", dtypes=_X_DTYPES, requires=("fp8",))
+def _act_quant_triton(x, block_size=128, scale_fmt=None, scale_dtype=None):
+    scale_dtype = torch.float32 if scale_dtype is None else scale_dtype
+    N = x.shape[-1]
+    x2 = _as_rows(x)
+    if x2 is None:
+        x2 = x.reshape(math.prod(x.shape[:-1]), N)
+    y = torch.empty(x.shape, dtype=torch.float8_e4m3fn, device=x.device)
+    s = torch.empty((*x.shape[:-1], N // block_size), dtype=scale_dtype, device=x.device)
+    _act_quant_launch(x2, block_size, scale_fmt is not None, scale_dtype == torch.float8_e8m0fnu, False,
+                      y.view(x2.shape[0], N), s.view(x2.shape[0], N // block_size))
+    return y, s
+
+
+@implement("flaggems::act_quant_inplace", kind="triton", dtypes=_X_DTYPES, requires=("fp8",))
+def _act_quant_inplace_triton(x, block_size=128, scale_fmt=None):
+    x2 = _as_rows(x)
+    if x2 is not None:
+        _act_quant_launch(x2, block_size, scale_fmt is not None, False, True)
+    else:  # no [M, N] view of x: work on a copy and write it back
+        tmp = x.contiguous()
+        _act_quant_launch(_as_rows(tmp), block_size, scale_fmt is not None, False, True)
+        x.copy_(tmp)
+
+
+@implement("flaggems::fp4_act_quant", kind="triton", dtypes=_X_DTYPES)
+def _fp4_act_quant_triton(x, block_size=32):
+    N = x.shape[-1]
+    x2 = _as_rows(x)
+    if x2 is None:
+        x2 = x.reshape(math.prod(x.shape[:-1]), N)
+    y = torch.empty((*x.shape[:-1], N // 2), dtype=torch.float4_e2m1fn_x2, device=x.device)
+    s = torch.empty((*x.shape[:-1], N // block_size), dtype=torch.float8_e8m0fnu, device=x.device)
+    _fp4_act_quant_launch(x2, block_size, False, y.view(x2.shape[0], N // 2), s.view(x2.shape[0], N // block_size))
+    return y, s
+
+
+@implement("flaggems::fp4_act_quant_inplace", kind="triton", dtypes=_X_DTYPES)
+def _fp4_act_quant_inplace_triton(x, block_size=32):
+    x2 = _as_rows(x)
+    if x2 is not None:
+        _fp4_act_quant_launch(x2, block_size, True)
+    else:
+        tmp = x.contiguous()
+        _fp4_act_quant_launch(_as_rows(tmp), block_size, True)
+        x.copy_(tmp)
+
+
+act_quant_triton = checked(act_quant_check, _act_quant_triton)
+act_quant_inplace_triton = checked(act_quant_inplace_check, _act_quant_inplace_triton)
+fp4_act_quant_triton = checked(fp4_act_quant_check, _fp4_act_quant_triton)
+fp4_act_quant_inplace_triton = checked(fp4_act_quant_inplace_check, _fp4_act_quant_inplace_triton)

@@ -23,13 +23,75 @@ import torch
 import triton
 import triton.language as tl
 
-from flaggems.runtime.checks import check_same_device, check_tensor, values_checkable
+from flaggems.deepseek.checked import checked
+from flaggems.deepseek.launch_config import launch_config
+from flaggems.registry import custom_op, implement
 from flaggems.runtime import device_guard, interpreting, next_pow2
+from flaggems.runtime.autotune import split_launch_options
+from flaggems.runtime.checks import check_same_device, check_tensor, values_checkable
 
 OP = "flaggems::sparse_attn"
 SCHEMA = "(Tensor q, Tensor kv, Tensor attn_sink, Tensor topk_idxs, float softmax_scale) -> Tensor"
 MAX_HEAD_DIM = 1024
 _FLOATS = (torch.bfloat16, torch.float16, torch.float32)
+
+
+def sparse_attn_check(q, kv, attn_sink, topk_idxs, softmax_scale):
+    op = "sparse_attn"
+    check_tensor(op, "q", q, _FLOATS, 4)
+    check_tensor(op, "kv", kv, _FLOATS, 3)
+    check_tensor(op, "attn_sink", attn_sink, (torch.float32,), 1)
+    check_tensor(op, "topk_idxs", topk_idxs, (torch.int32, torch.int64), 3)
+    check_same_device(op, q=q, kv=kv, attn_sink=attn_sink, topk_idxs=topk_idxs)
+    b, m, h, d = q.shape
+    if kv.dtype != q.dtype:
+        raise TypeError(f"sparse_attn: kv dtype {kv.dtype} must equal q dtype {q.dtype}")
+    if kv.shape[0] != b or kv.shape[2] != d:
+        raise ValueError(f"sparse_attn: kv must be [b={b}, n, d={d}], got {tuple(kv.shape)}")
+    if attn_sink.shape[0] != h:
+        raise ValueError(f"sparse_attn: attn_sink must be [h={h}], got {tuple(attn_sink.shape)}")
+    if topk_idxs.shape[0] != b or topk_idxs.shape[1] != m:
+        raise ValueError(f"sparse_attn: topk_idxs must be [b={b}, m={m}, K], got {tuple(topk_idxs.shape)}")
+    if d > MAX_HEAD_DIM:
+        raise ValueError(f"sparse_attn: head dim d={d} exceeds the supported maximum {MAX_HEAD_DIM}")
+    if not isinstance(softmax_scale, numbers.Real) or isinstance(softmax_scale, bool) \
+            or not math.isfinite(float(softmax_scale)):
+        raise TypeError(f"sparse_attn: softmax_scale must be a finite float, got {softmax_scale!r}")
+    if values_checkable(topk_idxs):
+        n = kv.shape[1]
+        lo, hi = int(topk_idxs.min()), int(topk_idxs.max())
+        if lo < -1 or hi >= n:
+            raise ValueError(f"sparse_attn: topk_idxs values must be in [-1, n={n}), got range [{lo}, {hi}]")
+
+
+def sparse_attn_ref(q, kv, attn_sink, topk_idxs, softmax_scale):
+    """Pure-torch reference in fp64 (indices outside [0, n) are skipped like -1)."""
+    b, m, h, d = q.shape
+    n, k = kv.shape[1], topk_idxs.shape[2]
+    idx = topk_idxs.long()
+    valid = (idx >= 0) & (idx < n)
+    qf = q.double()
+    if n == 0 or k == 0:
+        g = qf.new_zeros((b, m, k, d))
+    else:
+        g = kv.double()[torch.arange(b, device=kv.device)[:, None, None], idx.clamp(0, n - 1)]
+    s = torch.einsum("bmhd,bmkd->bmhk", qf, g) * float(softmax_scale)
+    s = s.masked_fill(~valid[:, :, None, :], float("-inf"))
+    sink = attn_sink.double().view(1, 1, h, 1).expand(b, m, h, 1)
+    logits = torch.cat([s, sink], dim=-1)
+    mx = logits.amax(dim=-1, keepdim=True)
+    mx = torch.where(torch.isneginf(mx), torch.zeros_like(mx), mx)
+    e = torch.exp(logits - mx)
+    denom = e.sum(dim=-1, keepdim=True)
+    p = torch.where(denom > 0, e[..., :k] / torch.where(denom > 0, denom, 1.0), 0.0)
+    return torch.einsum("bmhk,bmkd->bmhd", p, g).to(q.dtype)
+
+
+def _sparse_attn_fake(q, kv, attn_sink, topk_idxs, softmax_scale):
+    return q.new_empty(q.shape)
+
+
+custom_op(OP, SCHEMA, reference=sparse_attn_ref, fake=_sparse_attn_fake, check=sparse_attn_check)
 
 
 @triton.jit
@@ -94,102 +156,38 @@ def _sparse_attn_kernel(
              out.to(o_ptr.dtype.element_ty), mask=h_mask[:, None] & d_mask[None, :])
 
 
-def _blocks(h: int, d: int, k: int):
+def _config(h: int, d: int, k: int, dtype: torch.dtype) -> dict:
+    """BLOCK_H, BLOCK_K and num_warps (config key "sparse_attn"); BLOCK_D always covers the head dim."""
     block_d = max(16, next_pow2(d))
     if interpreting():
         # One program per query with every head and a wide index block: few programs, few iterations.
-        return max(16, next_pow2(h)), block_d, max(16, min(256, next_pow2(k))), 4
-    block_h = 16 if h <= 16 else 32 if block_d <= 256 else 16
-    block_k = 64 if block_d <= 128 else 32 if block_d <= 512 else 16
-    return block_h, block_d, block_k, 4 if block_d <= 128 else 8
+        default = {"BLOCK_H": max(16, next_pow2(h)), "BLOCK_K": max(16, min(256, next_pow2(k))), "num_warps": 4}
+    else:
+        default = {"BLOCK_H": 16 if h <= 16 else 32 if block_d <= 256 else 16,
+                   "BLOCK_K": 64 if block_d <= 128 else 32 if block_d <= 512 else 16,
+                   "num_warps": 4 if block_d <= 128 else 8}
+    return launch_config("sparse_attn", dtype, default)
 
 
-def _check(q, kv, attn_sink, topk_idxs, softmax_scale):
-    op = "sparse_attn"
-    check_tensor(op, "q", q, _FLOATS, 4)
-    check_tensor(op, "kv", kv, _FLOATS, 3)
-    check_tensor(op, "attn_sink", attn_sink, (torch.float32,), 1)
-    check_tensor(op, "topk_idxs", topk_idxs, (torch.int32, torch.int64), 3)
-    check_same_device(op, q=q, kv=kv, attn_sink=attn_sink, topk_idxs=topk_idxs)
-    b, m, h, d = q.shape
-    if kv.dtype != q.dtype:
-        raise TypeError(f"sparse_attn: kv dtype {kv.dtype} must equal q dtype {q.dtype}")
-    if kv.shape[0] != b or kv.shape[2] != d:
-        raise ValueError(f"sparse_attn: kv must be [b={b}, n, d={d}], got {tuple(kv.shape)}")
-    if attn_sink.shape[0] != h:
-        raise ValueError(f"sparse_attn: attn_sink must be [h={h}], got {tuple(attn_sink.shape)}")
-    if topk_idxs.shape[0] != b or topk_idxs.shape[1] != m:
-        raise ValueError(f"sparse_attn: topk_idxs must be [b={b}, m={m}, K], got {tuple(topk_idxs.shape)}")
-    if d > MAX_HEAD_DIM:
-        raise ValueError(f"sparse_attn: head dim d={d} exceeds the supported maximum {MAX_HEAD_DIM}")
-    if not isinstance(softmax_scale, numbers.Real) or isinstance(softmax_scale, bool) \
-            or not math.isfinite(float(softmax_scale)):
-        raise TypeError(f"sparse_attn: softmax_scale must be a finite float, got {softmax_scale!r}")
-    if values_checkable(topk_idxs):
-        n = kv.shape[1]
-        lo, hi = int(topk_idxs.min()), int(topk_idxs.max())
-        if lo < -1 or hi >= n:
-            raise ValueError(f"sparse_attn: topk_idxs values must be in [-1, n={n}), got range [{lo}, {hi}]")
-
-
-def _launch(q, kv, attn_sink, topk_idxs, softmax_scale):
+@implement(OP, kind="triton", dtypes={torch.bfloat16, torch.float16, torch.float32, torch.int32, torch.int64})
+def _sparse_attn_triton(q, kv, attn_sink, topk_idxs, softmax_scale):
+    """The Triton launcher (the op's check has run). Any strides are accepted."""
     b, m, h, d = q.shape
     n, k = kv.shape[1], topk_idxs.shape[2]
     out = torch.empty((b, m, h, d), dtype=q.dtype, device=q.device)
     if out.numel() == 0:
         return out
-    block_h, block_d, block_k, warps = _blocks(h, d, k)
-    grid = (b * m, triton.cdiv(h, block_h))
+    cfg = _config(h, d, k, q.dtype)
+    grid = (b * m, triton.cdiv(h, cfg["BLOCK_H"]))
     with device_guard(q):
         _sparse_attn_kernel[grid](
             q, kv, attn_sink, topk_idxs, out,
             m, h, d, n, k, float(softmax_scale), attn_sink.stride(0),
             *q.stride(), *kv.stride(), *topk_idxs.stride(), *out.stride(),
-            BLOCK_H=block_h, BLOCK_D=block_d, BLOCK_K=block_k, IEEE=q.dtype == torch.float32,
-            num_warps=warps,
+            BLOCK_H=cfg["BLOCK_H"], BLOCK_D=max(16, next_pow2(d)), BLOCK_K=cfg["BLOCK_K"],
+            IEEE=q.dtype == torch.float32, **split_launch_options(cfg)[1],
         )
     return out
 
 
-def sparse_attn_triton(q, kv, attn_sink, topk_idxs, softmax_scale):
-    """Launcher: validates, then runs the Triton kernel. Any strides are accepted."""
-    _check(q, kv, attn_sink, topk_idxs, softmax_scale)
-    return _launch(q, kv, attn_sink, topk_idxs, softmax_scale)
-
-
-def sparse_attn_ref(q, kv, attn_sink, topk_idxs, softmax_scale):
-    """Pure-torch reference in fp64 (indices outside [0, n) are skipped like -1)."""
-    b, m, h, d = q.shape
-    n, k = kv.shape[1], topk_idxs.shape[2]
-    idx = topk_idxs.long()
-    valid = (idx >= 0) & (idx < n)
-    qf = q.double()
-    if n == 0 or k == 0:
-        g = qf.new_zeros((b, m, k, d))
-    else:
-        g = kv.double()[torch.arange(b, device=kv.device)[:, None, None], idx.clamp(0, n - 1)]
-    s = torch.einsum("bmhd,bmkd->bmhk", qf, g) * float(softmax_scale)
-    s = s.masked_fill(~valid[:, :, None, :], float("-inf"))
-    sink = attn_sink.double().view(1, 1, h, 1).expand(b, m, h, 1)
-    logits = torch.cat([s, sink], dim=-1)
-    mx = logits.amax(dim=-1, keepdim=True)
-    mx = torch.where(torch.isneginf(mx), torch.zeros_like(mx), mx)
-    e = torch.exp(logits - mx)
-    denom = e.sum(dim=-1, keepdim=True)
-    p = torch.where(denom > 0, e[..., :k] / torch.where(denom > 0, denom, 1.0), 0.0)
-    return torch.einsum("bmhk,bmkd->bmhd", p, g).to(q.dtype)
-
-
-def _sparse_attn_fake(q, kv, attn_sink, topk_idxs, softmax_scale):
-    return q.new_empty(q.shape)
-
-
-def _register():
-    from flaggems.registry import custom_op, implement
-
-    custom_op(OP, SCHEMA, reference=sparse_attn_ref, fake=_sparse_attn_fake, check=_check)
-    implement(OP, kind="triton",
-              dtypes={torch.bfloat16, torch.float16, torch.float32, torch.int32, torch.int64})(_launch)
-
-
-_register()
+sparse_attn_triton = checked(sparse_attn_check, _sparse_attn_triton)
