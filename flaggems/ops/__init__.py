@@ -1,3 +1,5 @@
 """ATen op implementations. Importing this package declares them in the registry (after vendor selection)."""
-from . import (attention, copy, grouped_mm, indexing, mm, pointwise_more, pointwise_ops, reduce_more, reduction,  # noqa: F401
-               scaled_mm, softmax, sort)
+from . import (  # noqa: F401
+    activations, arithmetic, attention, clamp, comparison, copy, grouped_mm, indexing, logical_bitwise,
+    math_functions, mm, reduce_more, reduction, scaled_mm, softmax, sort, where,
+)
