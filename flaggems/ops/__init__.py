@@ -1,5 +1,6 @@
 """ATen op implementations. Importing this package declares them in the registry (after vendor selection)."""
 from . import (  # noqa: F401
-    activations, arithmetic, attention, clamp, comparison, copy, grouped_mm, indexing, logical_bitwise,
-    math_functions, mm, reduce_more, reduction, scaled_mm, softmax, sort, where,
+    activations, advanced_index, arithmetic, attention, clamp, comparison, concat_pad, copy, cumsum, gather_scatter,
+    grouped_mm, histogram, index_select, logical_bitwise, math_functions, mm, nonzero, reduce_more, reduction,
+    scaled_mm, softmax, sort, where,
 )

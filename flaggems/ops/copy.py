@@ -53,6 +53,12 @@ def copy_into(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
     return ew.launch(identity, [src], dst, dst.dtype)
 
 
+def contiguous_copy(x: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy of ``x`` (whatever x's layout, unlike clone's preserve_format)."""
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    return copy_into(out, x) if x.numel() else out
+
+
 @implement("aten::copy_.default", kind="triton", dtypes=COPYABLE, supports=_copy_supports)
 def copy_(dst, src, non_blocking=False):
     if dst.numel() == 0 or (dst.data_ptr() == src.data_ptr() and dst.dtype == src.dtype

@@ -122,7 +122,7 @@ def pointwise_kernel(
     tl.store(out_ptr + o, cvt(r, out_ptr.dtype.element_ty), mask=mask)
 
 
-def _coalesce(shape: Sequence[int], strides_list: Sequence[Sequence[int]]):
+def coalesce(shape: Sequence[int], strides_list: Sequence[Sequence[int]]):
     """Drop size-1 dims and merge dims that are contiguous with each other in every operand."""
     dims = [i for i, s in enumerate(shape) if s != 1]
     shape = [shape[i] for i in dims]
@@ -163,7 +163,7 @@ def launch(op, operands: Sequence, out: torch.Tensor, compute: torch.dtype, p0=0
         if isinstance(x, torch.Tensor):
             tensors.append(x.expand(shape) if list(x.shape) != shape else x)
     strides_list = [list(out.stride())] + [list(t.stride()) for t in tensors]
-    cshape, cstrides = _coalesce(shape, strides_list)
+    cshape, cstrides = coalesce(shape, strides_list)
     if len(cshape) > MAX_RANK:
         # rare: more than 4 non-mergeable dims; materialise operands and write through a contiguous buffer
         tmp = torch.empty(shape, dtype=out.dtype, device=out.device)
@@ -263,6 +263,19 @@ def out_ok(out: torch.Tensor, shape, inputs=()) -> Optional[str]:
                         and x.shape == out.shape)
                 if not same:
                     return "out partially overlaps an input"
+    return None
+
+
+def same_storage(a, b) -> bool:
+    """Both are non-empty tensors over one storage (they may overlap)."""
+    return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.numel() > 0 and b.numel() > 0
+            and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
+
+
+def writable(t) -> Optional[str]:
+    """Reason a destination cannot be written element by element (None if it can)."""
+    if t.numel() > 1 and torch._debug_has_internal_overlap(t) != 0:
+        return "destination has internal overlap"
     return None
 
 

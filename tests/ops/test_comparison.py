@@ -1,9 +1,11 @@
-"""eq/ne/lt/le/gt/ge (promotion, specials, out=)."""
+"""eq/ne/lt/le/gt/ge (promotion, specials, out=) and isin."""
 import pytest
 import torch
 
 from flaggems.testing import poisoned, run_gems
 from flaggems.testing.strategies import make_tensor
+
+from .conftest import check
 
 SPECIAL = torch.tensor([0.0, -0.0, 1.0, -1.0, float("inf"), -float("inf"), float("nan"), 3.5, -2.5, 1e-30, 88.0])
 
@@ -33,3 +35,18 @@ def test_comparison_promotion_and_specials():
     out = poisoned((11,), torch.bool)
     run_gems(lambda: torch.gt(x, 0.0, out=out), served=["gt.Scalar_out"])
     assert torch.equal(out, x > 0)
+
+
+def test_isin():
+    e = torch.randint(0, 20, (5, 7))
+    t = torch.randint(0, 20, (9,))
+    check(torch.isin, e, t, served=["isin.Tensor_Tensor"])
+    check(torch.isin, e.t(), t, invert=True, served=["isin.Tensor_Tensor"])
+    check(torch.isin, e, 3, served=["isin.Tensor_Scalar"])
+    check(torch.isin, 4, t, served=["isin.Scalar_Tensor"])
+    check(torch.isin, e, torch.tensor(5), served=["isin.Tensor_Tensor"])
+    f = torch.tensor([0.5, float("nan"), -0.0, 1.0, 3.0])
+    check(torch.isin, f, torch.tensor([0.0, float("nan"), 3.0], dtype=torch.float64), served=["isin.Tensor_Tensor"])
+    check(torch.isin, f.to(torch.bfloat16), e.reshape(-1)[:3].to(torch.int32), served=["isin.Tensor_Tensor"])
+    check(torch.isin, e, torch.randint(0, 20, (3000,)), served=["isin.Tensor_Tensor"])   # several test blocks
+    check(torch.isin, torch.empty(0, dtype=torch.long), t, served=["isin.Tensor_Tensor"])
