@@ -1,6 +1,6 @@
 """cumsum: y[m, n] = sum_{k <= n} x[m, k] along one dim, rows scanned block by block with a carried prefix.
 
-Rows are read and written as x[m1, m2, n] through strides (reduction.rows_layout); the input is cast to the
+Rows are read and written as x[m1, m2, n] through strides (rows.rows_layout); the input is cast to the
 result dtype first and accumulated in int64 (integers) or the float type torch's kernel uses on that device.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ..registry import implement
 from . import elementwise as ew
 from .copy import contiguous_copy, copy_into
 from .elementwise import ALL, FLOAT, INT
-from .reduction import rows_layout
+from .rows import rows_layout
 
 
 @triton.jit

@@ -23,7 +23,7 @@ from .. import runtime
 from ..registry import implement
 from . import elementwise as ew
 from .elementwise import ALL
-from .reduction import rows_layout
+from .rows import rows_layout
 
 MAX_SORT_N = 16384
 _INT64_MAX = 2 ** 63 - 1
