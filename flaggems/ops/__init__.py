@@ -1,3 +1,6 @@
 """ATen op implementations. Importing this package declares them in the registry (after vendor selection)."""
-from . import (attention, copy, grouped_mm, indexing, mm, pointwise_more, pointwise_ops, reduce_more, reduction,  # noqa: F401
-               scaled_mm, softmax, sort)
+from . import (  # noqa: F401
+    activations, advanced_index, any_all, arithmetic, attention, clamp, comparison, concat_pad, copy, cumsum,
+    gather_scatter, grouped_mm, histogram, index_select, logical_bitwise, math_functions, minmax, mm, nonzero,
+    scaled_mm, softmax, sort, sum_mean, where,
+)

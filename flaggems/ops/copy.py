@@ -13,20 +13,15 @@ import torch
 import triton
 import triton.language as tl
 
+from .. import runtime
 from ..formats import FP8_DTYPES
 from ..registry import implement
 from . import elementwise as ew
-from .pointwise_more import _identity
+from .elementwise import identity
 
 _NOT_KERNEL = {getattr(torch, n) for n in ("float8_e8m0fnu", "float4_e2m1fn_x2") if hasattr(torch, n)}
 FP8 = frozenset(FP8_DTYPES - _NOT_KERNEL)
-COPYABLE = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.uint8,
-                      torch.int16, torch.int32, torch.int64, torch.bool}) | FP8
-
-
-@triton.jit
-def _id(a, b, c, p0):
-    return a
+COPYABLE = ew.ALL | FP8
 
 
 def _plain_layout(t: torch.Tensor) -> bool:
@@ -55,7 +50,13 @@ def _copy_supports(dst, src, non_blocking=False):
 
 def copy_into(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
     # compute in dst's dtype: the load converts once, straight from src's dtype (no double rounding)
-    return ew.launch(_id, [src], dst, dst.dtype)
+    return ew.launch(identity, [src], dst, dst.dtype)
+
+
+def contiguous_copy(x: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy of ``x`` (whatever x's layout, unlike clone's preserve_format)."""
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    return copy_into(out, x) if x.numel() else out
 
 
 @implement("aten::copy_.default", kind="triton", dtypes=COPYABLE, supports=_copy_supports)
@@ -122,7 +123,7 @@ def fill(out: torch.Tensor, value) -> torch.Tensor:
         compute = torch.float32 if out.dtype in FP8 else torch.bool
     else:
         compute = out.dtype
-    return ew.launch(_identity, [ew.as_operand(v, compute, out.device)], out, compute)
+    return ew.launch(identity, [ew.as_operand(v, compute, out.device)], out, compute)
 
 
 def _fill_supports(x, value):
@@ -261,8 +262,7 @@ def _arange_kernel(out_ptr, start, step, bounds_ptr, n, FLOAT: tl.constexpr, BLO
     tl.store(out_ptr + idx, v.to(out_ptr.dtype.element_ty), mask=idx < n)
 
 
-_ARANGE_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.uint8,
-                            torch.int16, torch.int32, torch.int64})
+_ARANGE_DTYPES = ew.NUMERIC
 
 
 def _arange_args(args):
@@ -298,7 +298,7 @@ def arange(*args, dtype=None, layout=None, device=None, pin_memory=None):
     n = int(math.ceil((end - start) / step)) if any_float else -((start - end) // step)
     out = torch.empty(max(n, 0), dtype=dt, device=device)
     if n > 0:
-        block = min(4096, triton.next_power_of_2(n))
+        block = min(4096, runtime.next_pow2(n))
         is_float = dt.is_floating_point
         bounds = torch.tensor([float(start), float(step)], dtype=torch.float64, device=device) if is_float else out
         _arange_kernel[(triton.cdiv(n, block),)](out, 0 if is_float else int(start), 0 if is_float else int(step),

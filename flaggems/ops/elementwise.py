@@ -7,6 +7,10 @@ scalars (a ``tl.constexpr`` flag says which operand is one); 0-dim tensors are r
 
 Type promotion is torch's (``torch.result_type``); arithmetic runs in the op's compute dtype (fp32 for
 fp16/bf16, like torch's opmath), the result is rounded once to the output dtype on store.
+
+``run`` is the host entry every pointwise op goes through: broadcast shape, operands, an output allocated in
+the layout torch's TensorIterator would choose, one launch. The op families (functional / out / in-place
+overloads from one scalar function) are declared with elementwise_family.py.
 """
 from __future__ import annotations
 
@@ -21,6 +25,12 @@ from .. import runtime
 
 MAX_RANK = 4
 _DEFAULT = {"BLOCK": 1024}
+
+FLOAT = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+INT = frozenset({torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64})
+BOOL = frozenset({torch.bool})
+NUMERIC = FLOAT | INT
+ALL = NUMERIC | BOOL
 
 _TL = {
     torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
@@ -67,6 +77,26 @@ def cvt(x, DST: tl.constexpr):
 
 
 @triton.jit
+def isnan(x):
+    return x != x
+
+
+@triton.jit
+def identity(a, b, c, p0):
+    """The scalar function of copies, casts and fills: the conversion happens on load/store."""
+    return a
+
+
+@triton.jit
+def _operand(ptr, val, idx, mask, s0, s1, s2, s3, d1, d2, d3,
+             SCALAR: tl.constexpr, CONTIG: tl.constexpr, COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
+    if SCALAR:
+        return tl.full([BLOCK], val, COMPUTE)
+    else:
+        return cvt(tl.load(ptr + _offsets(idx, s0, s1, s2, s3, d1, d2, d3, CONTIG), mask=mask), COMPUTE)
+
+
+@triton.jit
 def pointwise_kernel(
     out_ptr, a_ptr, b_ptr, c_ptr, a_val, b_val, c_val, p0,
     so0, so1, so2, so3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3, sc0, sc1, sc2, sc3,
@@ -80,28 +110,19 @@ def pointwise_kernel(
     # int64 indices: numel may pass 2**31
     idx = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < n
-    if A_SCALAR:
-        a = tl.full([BLOCK], a_val, COMPUTE)
-    else:
-        a = cvt(tl.load(a_ptr + _offsets(idx, sa0, sa1, sa2, sa3, d1, d2, d3, A_CONTIG), mask=mask), COMPUTE)
+    a = _operand(a_ptr, a_val, idx, mask, sa0, sa1, sa2, sa3, d1, d2, d3, A_SCALAR, A_CONTIG, COMPUTE, BLOCK)
     b = a
     if N_IN >= 2:
-        if B_SCALAR:
-            b = tl.full([BLOCK], b_val, COMPUTE)
-        else:
-            b = cvt(tl.load(b_ptr + _offsets(idx, sb0, sb1, sb2, sb3, d1, d2, d3, B_CONTIG), mask=mask), COMPUTE)
+        b = _operand(b_ptr, b_val, idx, mask, sb0, sb1, sb2, sb3, d1, d2, d3, B_SCALAR, B_CONTIG, COMPUTE, BLOCK)
     c = a
     if N_IN >= 3:
-        if C_SCALAR:
-            c = tl.full([BLOCK], c_val, COMPUTE)
-        else:
-            c = cvt(tl.load(c_ptr + _offsets(idx, sc0, sc1, sc2, sc3, d1, d2, d3, C_CONTIG), mask=mask), COMPUTE)
+        c = _operand(c_ptr, c_val, idx, mask, sc0, sc1, sc2, sc3, d1, d2, d3, C_SCALAR, C_CONTIG, COMPUTE, BLOCK)
     r = OP(a, b, c, p0)
     o = _offsets(idx, so0, so1, so2, so3, d1, d2, d3, O_CONTIG)
     tl.store(out_ptr + o, cvt(r, out_ptr.dtype.element_ty), mask=mask)
 
 
-def _coalesce(shape: Sequence[int], strides_list: Sequence[Sequence[int]]):
+def coalesce(shape: Sequence[int], strides_list: Sequence[Sequence[int]]):
     """Drop size-1 dims and merge dims that are contiguous with each other in every operand."""
     dims = [i for i, s in enumerate(shape) if s != 1]
     shape = [shape[i] for i in dims]
@@ -142,7 +163,7 @@ def launch(op, operands: Sequence, out: torch.Tensor, compute: torch.dtype, p0=0
         if isinstance(x, torch.Tensor):
             tensors.append(x.expand(shape) if list(x.shape) != shape else x)
     strides_list = [list(out.stride())] + [list(t.stride()) for t in tensors]
-    cshape, cstrides = _coalesce(shape, strides_list)
+    cshape, cstrides = coalesce(shape, strides_list)
     if len(cshape) > MAX_RANK:
         # rare: more than 4 non-mergeable dims; materialise operands and write through a contiguous buffer
         tmp = torch.empty(shape, dtype=out.dtype, device=out.device)
@@ -180,7 +201,7 @@ def launch(op, operands: Sequence, out: torch.Tensor, compute: torch.dtype, p0=0
         contig_flags.append(False)
 
     cfg = runtime.config("pointwise", _DEFAULT)
-    block = min(cfg["BLOCK"], triton.next_power_of_2(n))
+    block = min(cfg["BLOCK"], runtime.next_pow2(n))
     grid = (triton.cdiv(n, block),)
     opts = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
     with runtime.device_guard(out):
@@ -245,5 +266,61 @@ def out_ok(out: torch.Tensor, shape, inputs=()) -> Optional[str]:
     return None
 
 
+def same_storage(a, b) -> bool:
+    """Both are non-empty tensors over one storage (they may overlap)."""
+    return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.numel() > 0 and b.numel() > 0
+            and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
+
+
+def writable(t) -> Optional[str]:
+    """Reason a destination cannot be written element by element (None if it can)."""
+    if t.numel() > 1 and torch._debug_has_internal_overlap(t) != 0:
+        return "destination has internal overlap"
+    return None
+
+
 def is_number(x) -> bool:
     return isinstance(x, Number) and not isinstance(x, torch.Tensor)
+
+
+def _non_overlapping_dense(x) -> bool:
+    # a permutation of a contiguous tensor: sorting strides gives contiguous strides
+    dims = sorted(range(x.dim()), key=lambda d: x.stride(d), reverse=True)
+    expect = 1
+    for d in reversed(dims):
+        if x.size(d) != 1 and x.stride(d) != expect:
+            return False
+        expect *= x.size(d)
+    return True
+
+
+def _permuted_dense(x) -> bool:
+    return isinstance(x, torch.Tensor) and x.is_contiguous() is False and x.numel() > 0 and \
+        torch._debug_has_internal_overlap(x) == 0 and _non_overlapping_dense(x)
+
+
+def alloc(shape, dtype: torch.dtype, device, operands) -> torch.Tensor:
+    """The output of a pointwise op: it follows the layout of a full-size permuted operand, as TensorIterator does."""
+    for x in operands:
+        if isinstance(x, torch.Tensor) and tuple(x.shape) == tuple(shape) and _permuted_dense(x):
+            return torch.empty_like(x, dtype=dtype)
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+def run(op, operands: Sequence, compute: torch.dtype, result: Optional[torch.dtype] = None, *, out=None, p0=0.0,
+        shape=None, like=None) -> torch.Tensor:
+    """``op`` over ``operands`` (tensors and Python numbers, broadcast together) computed in ``compute``.
+
+    Writes ``out`` when given, else a new tensor of dtype ``result``; ``shape`` and ``like`` (a tensor giving
+    the device) serve calls whose operands are all Python numbers.
+    """
+    tensors = [x for x in operands if isinstance(x, torch.Tensor)]
+    device = device_of(*(tensors or [like]))
+    if shape is None:
+        shape = torch.broadcast_shapes(*[shape_of(x) for x in operands])
+    ops = [as_operand(x, compute, device) for x in operands]
+    if isinstance(p0, float) and not compute.is_floating_point:
+        p0 = int(p0)
+    if out is None:
+        out = alloc(shape, result, device, tensors)
+    return launch(op, ops, out, compute, p0)

@@ -13,11 +13,10 @@ import triton.language as tl
 from .. import runtime
 from ..registry import implement
 from . import elementwise as ew
-from .reduction import rows_layout
+from .elementwise import FLOAT
+from .rows import MAX_TILE, rows_layout
 
-FLOAT = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 _DEFAULT = {"BLOCK_M": 4, "BLOCK_N": 1024}
-_MAX_TILE = 16384
 
 
 @triton.jit
@@ -85,7 +84,7 @@ def softmax_into(x: torch.Tensor, dim: int, y: torch.Tensor, log: bool = False) 
     block_n = triton.next_power_of_2(N) if one_pass else cfg["BLOCK_N"]
     block_m = cfg["BLOCK_M"]
     if runtime.interpreting():
-        block_m = max(1, min(triton.next_power_of_2(M), max(block_m, _MAX_TILE // block_n)))
+        block_m = max(1, min(triton.next_power_of_2(M), max(block_m, MAX_TILE // block_n)))
     elif one_pass:
         block_m = max(1, min(block_m, 8192 // block_n))
     grid = (triton.cdiv(M, block_m),)

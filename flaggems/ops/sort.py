@@ -21,8 +21,9 @@ import triton.language as tl
 
 from .. import runtime
 from ..registry import implement
-from .indexing import DATA, _same_storage
-from .reduction import rows_layout
+from . import elementwise as ew
+from .elementwise import ALL
+from .rows import rows_layout
 
 MAX_SORT_N = 16384
 _INT64_MAX = 2 ** 63 - 1
@@ -120,7 +121,7 @@ def _kind(dt):
 
 
 def _check(self, dim, k=None, outs=(), limit=True):
-    if self.dtype not in DATA:
+    if self.dtype not in ALL:
         return f"dtype {self.dtype}"
     if self.dim() == 0:
         return "0-dim input"
@@ -137,7 +138,7 @@ def _check(self, dim, k=None, outs=(), limit=True):
             continue
         if o.dtype != dt:
             return "out dtype"
-        if _same_storage(o, self):
+        if ew.same_storage(o, self):
             return "out overlaps self"
     return None
 

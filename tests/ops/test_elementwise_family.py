@@ -1,4 +1,5 @@
-"""Pointwise ops on the generic engine: broadcasting, type promotion, scalars, layouts, out= and in-place."""
+"""Overloads made by the elementwise family maker, through add/sub/mul/div and the unary math ops: broadcasting,
+type promotion, Python scalars, alpha, layouts, out= and in-place; and the maker's own bookkeeping."""
 import pytest
 import torch
 from hypothesis import given
@@ -180,34 +181,6 @@ def test_unary_special_values():
     assert_close(got, torch.nn.functional.silu(x.double()), torch.float32, rtol=4e-6)
 
 
-def test_neg_int_and_bool_falls_back():
-    i = torch.arange(-3, 4, dtype=torch.int16)
-    got, _ = run_gems(torch.neg, i, served=["neg.default"])
-    assert torch.equal(got, -i)
-    _, rep = run_gems(torch.exp, i)
-    assert rep.fallbacks()["aten::exp.default"]
-
-
-@pytest.mark.parametrize("variant", ["self", "ScalarSelf", "ScalarOther", "Scalar"])
-def test_where(variant):
-    c = torch.rand(4, 1, 5) > 0.5
-    a = make_tensor((3, 5), torch.bfloat16)
-    b = make_tensor((4, 3, 1), torch.float32)
-    args = {"self": (c, a, b), "ScalarSelf": (c, 2.5, b), "ScalarOther": (c, a, -1.0), "Scalar": (c, 1.0, 0.0)}[variant]
-    got, _ = run_gems(torch.where, *args, served=[f"where.{variant}"])
-    want = torch.where(*args)
-    assert got.dtype == want.dtype and got.shape == want.shape
-    assert torch.equal(got, want)
-
-
-def test_where_out_and_one_arg_form():
-    c = torch.rand(6) > 0.3
-    a, b = make_tensor((6,), torch.float32), make_tensor((6,), torch.float32)
-    out = poisoned((6,), torch.float32)
-    run_gems(lambda: torch.where(c, a, b, out=out), served=["where.self_out"])
-    assert torch.equal(out, torch.where(c, a, b))
-
-
 @given(shape_a=shapes(1, 4, 9), drop=st.integers(0, 3), dtype=st.sampled_from([torch.float32, torch.bfloat16,
                                                                                 torch.float16, torch.int32]),
        op=st.sampled_from(["add", "sub", "mul", "div"]), layout=st.sampled_from(["contiguous", "transposed",
@@ -224,3 +197,43 @@ def test_binary_hypothesis(shape_a, drop, dtype, op, layout):
         assert_close(got, want, rt)
     else:
         assert torch.equal(got, want.to(rt))
+
+
+@given(shape=shapes(1, 3, 12), dtype=st.sampled_from([torch.float32, torch.bfloat16, torch.float16]),
+       op=st.sampled_from(["sqrt", "sin", "tanh", "relu", "abs", "reciprocal"]),
+       layout=st.sampled_from(["contiguous", "transposed", "strided"]))
+def test_unary_hypothesis(shape, dtype, op, layout):
+    x = make_tensor(shape, dtype, layout, low=0.1, high=5, generator=torch.Generator().manual_seed(len(shape)))
+    fn = getattr(torch, op)
+    got, _ = run_gems(fn, x, served=[f"{op}.default"])
+    assert_close(got, fn(x.double()), dtype, rtol=4e-6 if dtype == torch.float32 else None)
+
+
+def test_family_table_names_each_scalar_function():
+    import sys
+
+    import flaggems
+    from flaggems.ops.elementwise_family import FAMILIES
+
+    assert set(FAMILIES) == {
+        "add", "sub", "rsub", "mul", "div", "neg", "floor_divide", "eq", "ne", "lt", "le", "gt", "ge",
+        "logical_and", "logical_or", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+        "maximum", "minimum", "exp", "log", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tanh", "abs", "sigmoid",
+        "silu", "relu"}
+    with flaggems.use_gems():
+        patched = set(flaggems.registered_ops())
+    for name, op in FAMILIES.items():
+        # the scalar function is the module-level jit function its op module declares (found by name)
+        fn = op.scalar.fn
+        assert op.name == name and getattr(sys.modules[fn.__module__], fn.__name__) is op.scalar, name
+        declared = [f"aten::{name}.{o}" for o in op.overloads.functional + op.overloads.out] + \
+                   [f"aten::{name}_.{o}" for o in op.overloads.inplace]
+        assert declared and set(declared) <= patched, (name, set(declared) - patched)
+
+
+def test_family_declared_twice_raises():
+    from flaggems.ops.elementwise import ALL
+    from flaggems.ops.elementwise_family import DEFAULT, FAMILIES, elementwise
+
+    with pytest.raises(ValueError, match="declared twice"):
+        elementwise("add", DEFAULT, arity=2, dtypes=ALL)(FAMILIES["add"].scalar)

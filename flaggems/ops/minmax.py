@@ -1,12 +1,10 @@
-"""Max/min-type and boolean reductions over dims.
+"""Max/min-type reductions over dims.
 
 amax/amin and max/min (all):   out[m] = max_n x[m, n] (NaN if any NaN in the row, like torch)
 max.dim/min.dim, argmax/argmin: value and index of the first extreme element (first NaN wins)
-any/all:                        out[m] = OR_n (x != 0) / AND_n (x != 0)
-aminmax:                        (amin, amax) in one pass
+aminmax:                        (amin, amax)
 
-Rows are read as x[m1, m2, n] through strides (see reduction.py); empty reductions raise like torch (except
-any/all, whose identity is False/True).
+Rows are read as x[m1, m2, n] through strides (rows.py); empty reductions raise like torch.
 """
 from __future__ import annotations
 
@@ -17,11 +15,8 @@ import triton.language as tl
 from .. import runtime
 from ..registry import implement
 from . import elementwise as ew
-from .reduction import _MAX_TILE, _norm_dims, rows_view
-
-FLOAT = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
-INT = frozenset({torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64})
-BOOL = frozenset({torch.bool})
+from .elementwise import ALL, FLOAT, INT
+from .rows import dims_or_reason, norm_dims, out_shape, rows_view, tile
 
 
 @triton.jit
@@ -76,43 +71,8 @@ def _extreme_kernel(x_ptr, v_ptr, i_ptr, M, M2, N, s1, s2, sn,
         tl.store(i_ptr + rows, best_i, mask=row_mask)
 
 
-@triton.jit
-def _bool_kernel(x_ptr, o_ptr, M, M2, N, s1, s2, sn, IS_ANY: tl.constexpr,
-                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    pid = tl.program_id(0)
-    rows = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    row_mask = rows < M
-    base = (rows // M2) * s1 + (rows % M2) * s2
-    acc = tl.zeros([BLOCK_M], tl.int32)
-    for start in range(0, N, BLOCK_N):
-        cols = start + tl.arange(0, BLOCK_N).to(tl.int64)
-        mask = row_mask[:, None] & (cols < N)[None, :]
-        x = tl.load(x_ptr + base[:, None] + cols[None, :] * sn, mask=mask, other=0 if IS_ANY else 1)
-        if IS_ANY:
-            acc = tl.maximum(acc, tl.max((x != 0).to(tl.int32), axis=1))
-        else:
-            acc = acc + tl.sum((x == 0).to(tl.int32), axis=1)
-    if IS_ANY:
-        res = acc > 0
-    else:
-        res = acc == 0
-    tl.store(o_ptr + rows, res.to(o_ptr.dtype.element_ty), mask=row_mask)
-
-
-def _blocks(M, N):
-    block_n = max(1, min(1024, triton.next_power_of_2(max(N, 1))))
-    cap = _MAX_TILE if runtime.interpreting() else 4096
-    block_m = max(1, min(triton.next_power_of_2(max(M, 1)), max(1, cap // block_n)))
-    return block_m, block_n
-
-
-def _out_shape(x, dims, keepdim):
-    return [1 if d in dims else x.size(d) for d in range(x.dim())] if keepdim else \
-        [x.size(d) for d in range(x.dim()) if d not in dims]
-
-
 def extreme(x, dims, keepdim, is_max, with_index, values_dtype=None):
-    shape = _out_shape(x, dims, keepdim)
+    shape = out_shape(x, dims, keepdim)
     values = torch.empty(shape, dtype=values_dtype or x.dtype, device=x.device)
     idx = torch.empty(shape, dtype=torch.int64, device=x.device) if with_index else values
     xg, M, M2, N, s1, s2, sn = rows_view(x, dims)
@@ -120,28 +80,12 @@ def extreme(x, dims, keepdim, is_max, with_index, values_dtype=None):
         return values, idx
     acc = torch.float64 if x.dtype is torch.float64 else torch.float32 if x.dtype.is_floating_point else \
         torch.int64 if x.dtype is not torch.bool else torch.int32
-    bm, bn = _blocks(M, N)
+    bm, bn = tile(M, N)
     with runtime.device_guard(x):
         _extreme_kernel[(triton.cdiv(M, bm),)](xg, values, idx, M, M2, N, s1, s2, sn, IS_MAX=is_max,
                                                WITH_INDEX=with_index, IS_FLOAT=x.dtype.is_floating_point,
                                                ACC=ew.tl_dtype(acc), BLOCK_M=bm, BLOCK_N=bn)
     return values, idx
-
-
-def boolean(x, dims, keepdim, is_any, out=None):
-    shape = _out_shape(x, dims, keepdim)
-    res = out if out is not None else torch.empty(shape, dtype=torch.uint8 if x.dtype is torch.uint8 else torch.bool,
-                                                  device=x.device)
-    xg, M, M2, N, s1, s2, sn = rows_view(x, dims)
-    if M == 0:
-        return res
-    bm, bn = _blocks(M, N)
-    with runtime.device_guard(x):
-        _bool_kernel[(triton.cdiv(M, bm),)](xg, res, M, M2, N, s1, s2, sn, IS_ANY=is_any, BLOCK_M=bm, BLOCK_N=bn)
-    return res
-
-
-_EXT = FLOAT | INT | BOOL
 
 
 def _nonempty(x, dims):
@@ -153,15 +97,8 @@ def _nonempty(x, dims):
     return None
 
 
-def _dims_or_reason(x, dim):
-    try:
-        return _norm_dims(dim, x.dim()), None
-    except (IndexError, RuntimeError) as e:
-        return None, str(e)
-
-
 def _amax_supports(x, dim=(), keepdim=False, *, out=None):
-    dims, r = _dims_or_reason(x, dim)
+    dims, r = dims_or_reason(x, dim)
     if r:
         return "invalid dim"
     if out is not None:
@@ -169,45 +106,45 @@ def _amax_supports(x, dim=(), keepdim=False, *, out=None):
     return _nonempty(x, dims)
 
 
-@implement("aten::amax.default", kind="triton", dtypes=_EXT, supports=_amax_supports)
+@implement("aten::amax.default", kind="triton", dtypes=ALL, supports=_amax_supports)
 def amax(x, dim=(), keepdim=False):
-    return extreme(x, _norm_dims(dim, x.dim()), keepdim, True, False)[0]
+    return extreme(x, norm_dims(dim, x.dim()), keepdim, True, False)[0]
 
 
-@implement("aten::amin.default", kind="triton", dtypes=_EXT, supports=_amax_supports)
+@implement("aten::amin.default", kind="triton", dtypes=ALL, supports=_amax_supports)
 def amin(x, dim=(), keepdim=False):
-    return extreme(x, _norm_dims(dim, x.dim()), keepdim, False, False)[0]
+    return extreme(x, norm_dims(dim, x.dim()), keepdim, False, False)[0]
 
 
 def _all_supports(x):
     return _nonempty(x, list(range(x.dim())))
 
 
-@implement("aten::max.default", kind="triton", dtypes=_EXT, supports=_all_supports)
+@implement("aten::max.default", kind="triton", dtypes=ALL, supports=_all_supports)
 def max_all(x):
     return extreme(x, list(range(x.dim())), False, True, False)[0]
 
 
-@implement("aten::min.default", kind="triton", dtypes=_EXT, supports=_all_supports)
+@implement("aten::min.default", kind="triton", dtypes=ALL, supports=_all_supports)
 def min_all(x):
     return extreme(x, list(range(x.dim())), False, False, False)[0]
 
 
 def _dim_supports(x, dim, keepdim=False):
-    dims, r = _dims_or_reason(x, dim)
+    dims, r = dims_or_reason(x, dim)
     if r:
         return "invalid dim"
     return _nonempty(x, dims)
 
 
-@implement("aten::max.dim", kind="triton", dtypes=_EXT, supports=_dim_supports)
+@implement("aten::max.dim", kind="triton", dtypes=ALL, supports=_dim_supports)
 def max_dim(x, dim, keepdim=False):
-    return extreme(x, _norm_dims(dim, x.dim()), keepdim, True, True)
+    return extreme(x, norm_dims(dim, x.dim()), keepdim, True, True)
 
 
-@implement("aten::min.dim", kind="triton", dtypes=_EXT, supports=_dim_supports)
+@implement("aten::min.dim", kind="triton", dtypes=ALL, supports=_dim_supports)
 def min_dim(x, dim, keepdim=False):
-    return extreme(x, _norm_dims(dim, x.dim()), keepdim, False, True)
+    return extreme(x, norm_dims(dim, x.dim()), keepdim, False, True)
 
 
 def _arg_supports(x, dim=None, keepdim=False):
@@ -223,7 +160,7 @@ def _arg(x, dim, keepdim, is_max):
         flat = x.reshape(-1)
         idx = extreme(flat, [0], False, is_max, True)[1]
         return idx.view([1] * x.dim()) if keepdim else idx
-    return extreme(x, _norm_dims(dim, x.dim()), keepdim, is_max, True)[1]
+    return extreme(x, norm_dims(dim, x.dim()), keepdim, is_max, True)[1]
 
 
 @implement("aten::argmax.default", kind="triton", dtypes=FLOAT | INT, supports=_arg_supports)
@@ -236,37 +173,12 @@ def argmin(x, dim=None, keepdim=False):
     return _arg(x, dim, keepdim, False)
 
 
-@implement("aten::aminmax.default", kind="triton", dtypes=_EXT,
+@implement("aten::aminmax.default", kind="triton", dtypes=ALL,
            supports=lambda x, *, dim=None, keepdim=False: _nonempty(
-               x, list(range(x.dim())) if dim is None else _norm_dims(dim, x.dim())))
+               x, list(range(x.dim())) if dim is None else norm_dims(dim, x.dim())))
 def aminmax(x, *, dim=None, keepdim=False):
-    dims = list(range(x.dim())) if dim is None else _norm_dims(dim, x.dim())
+    dims = list(range(x.dim())) if dim is None else norm_dims(dim, x.dim())
     lo = extreme(x, dims, keepdim if dim is not None else False, False, False)[0]
     hi = extreme(x, dims, keepdim if dim is not None else False, True, False)[0]
     return lo, hi
 
-
-def _bool_supports(x, *args, **kw):
-    return None if x.dtype in _EXT else f"dtype {x.dtype}"
-
-
-@implement("aten::any.default", kind="triton", dtypes=_EXT, supports=_bool_supports)
-def any_all(x):
-    return boolean(x, list(range(x.dim())), False, True)
-
-
-@implement("aten::all.default", kind="triton", dtypes=_EXT, supports=_bool_supports)
-def all_all(x):
-    return boolean(x, list(range(x.dim())), False, False)
-
-
-@implement(["aten::any.dim", "aten::any.dims"], kind="triton", dtypes=_EXT,
-           supports=lambda x, dim=None, keepdim=False: None if _dims_or_reason(x, dim)[1] is None else "invalid dim")
-def any_dim(x, dim=None, keepdim=False):
-    return boolean(x, _norm_dims(dim, x.dim()), keepdim, True)
-
-
-@implement(["aten::all.dim", "aten::all.dims"], kind="triton", dtypes=_EXT,
-           supports=lambda x, dim=None, keepdim=False: None if _dims_or_reason(x, dim)[1] is None else "invalid dim")
-def all_dim(x, dim=None, keepdim=False):
-    return boolean(x, _norm_dims(dim, x.dim()), keepdim, False)

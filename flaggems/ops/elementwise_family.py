@@ -1,0 +1,198 @@
+"""Elementwise family maker: one declaration gives an op's functional, ``.out`` and in-place ATen overloads.
+
+In the style of torch._refs' ``_make_elementwise_unary_reference`` / ``_make_elementwise_binary_reference``: an
+op is declared by its scalar function ``f(a, b, c, p0)`` (a ``@triton.jit`` function on operands already in
+the compute dtype), its type-promotion kind, the dtypes it serves and an optional extra predicate::
+
+    @elementwise("eq", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
+    @triton.jit
+    def _eq(a, b, c, p0):
+        return a == b
+
+    out[i] = f(a[i], b[i]) computed in ``compute``, rounded once to the output dtype.
+
+Type promotion (kinds named after torch._prims_common.ELEMENTWISE_TYPE_PROMOTION_KIND; opmath(t) is fp32 for
+fp16/bf16 and t otherwise):
+
+    DEFAULT       result = torch.result_type(operands)                      compute = opmath(result)
+    INT_TO_FLOAT  result = DEFAULT's, integer/bool -> the default float     compute = opmath(result)
+    ALWAYS_BOOL   result = bool                                             compute = opmath(DEFAULT's result)
+    INTEGRAL      result = DEFAULT's, which must be integer or bool         compute = result
+
+Overloads: ``functional`` overloads of ``name``, ``out`` overloads of ``name`` (out= keyword), ``inplace``
+overloads of ``name_``; ``alpha=True`` adds torch's ``alpha`` scalar (``p0`` = alpha; ``unit_alpha`` is the
+scalar function used when alpha == 1).
+
+The supports predicate, in this order (the first failing check is the reason the call goes native):
+operands are tensors or numbers (binary); every tensor operand's dtype is in ``dtypes``; the promotion
+succeeds; the result dtype is in ``results`` and the compute dtype is one the engine has; alpha is a real
+number; ``extra(*operands)``; out= must hold the result dtype exactly (unary) or one it casts to (binary), and
+an in-place self likewise; out / self must be writable without resizing or partial overlap (``out_ok``).
+
+Each declared op is kept in ``FAMILIES`` by name with its scalar functions, so the engine can turn them into
+per-op kernels without touching the op modules.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+
+from ..registry import implement
+from . import elementwise as ew
+
+
+class Promotion(enum.Enum):
+    DEFAULT = "default"
+    INT_TO_FLOAT = "int_to_float"
+    ALWAYS_BOOL = "always_bool"
+    INTEGRAL = "integral"
+
+
+DEFAULT, INT_TO_FLOAT, ALWAYS_BOOL, INTEGRAL = Promotion
+
+
+def result_type(*operands) -> torch.dtype:
+    """torch.result_type of one or two operands (a single operand keeps its dtype)."""
+    return torch.result_type(*operands) if len(operands) == 2 else operands[0].dtype
+
+
+def promote(kind: Promotion, *operands) -> Tuple[torch.dtype, torch.dtype]:
+    """(result dtype, compute dtype) of ``operands`` under ``kind``; raises where torch's promotion fails."""
+    rt = result_type(*operands)
+    if kind is ALWAYS_BOOL:
+        return torch.bool, ew.compute_dtype(rt)
+    if kind is INT_TO_FLOAT and not (rt.is_floating_point or rt.is_complex):
+        rt = torch.get_default_dtype()
+    if kind is INTEGRAL and rt not in ew.INT | ew.BOOL:
+        raise TypeError("bitwise ops need integer or bool operands")
+    return rt, ew.compute_dtype(rt)
+
+
+@dataclass(frozen=True)
+class Overloads:
+    functional: Tuple[str, ...] = ("default",)
+    out: Tuple[str, ...] = ("out",)
+    inplace: Tuple[str, ...] = ("default",)
+
+
+UNARY = Overloads()
+TENSOR_SCALAR = Overloads(("Tensor", "Scalar"), ("out",), ("Tensor", "Scalar"))
+TENSOR_SCALAR_OUTS = Overloads(("Tensor", "Scalar"), ("Tensor_out", "Scalar_out"), ("Tensor", "Scalar"))
+
+
+@dataclass(frozen=True)
+class ElementwiseOp:
+    """One declared op: its name, scalar function(s) and the rules its overloads follow."""
+    name: str
+    scalar: Callable                    # the @triton.jit scalar function
+    promotion: Promotion
+    arity: int
+    dtypes: frozenset
+    results: frozenset
+    overloads: Overloads
+    alpha: bool = False
+    unit_alpha: Optional[Callable] = None
+    extra: Optional[Callable] = None
+
+    def scalar_for(self, alpha) -> Callable:
+        return self.unit_alpha if (self.unit_alpha is not None and alpha == 1) else self.scalar
+
+    # ---- the supports predicate of each variant
+    def reason(self, args, kw, variant: str) -> Optional[str]:
+        ops = args[:self.arity]
+        for x in ops:
+            if not isinstance(x, torch.Tensor) and not ew.is_number(x):
+                return "non-tensor operand"
+            if isinstance(x, torch.Tensor) and x.dtype not in self.dtypes:
+                return f"dtype {x.dtype}"
+        try:
+            rt, ct = promote(self.promotion, *ops)
+        except Exception:
+            return "type promotion"
+        if rt not in self.results or ct not in ew.ALL:
+            return f"result dtype {rt}"
+        if self.alpha and isinstance(self._alpha(args, kw), (complex, torch.Tensor)):
+            return "alpha type"
+        if self.extra is not None:
+            r = self.extra(*ops)
+            if r:
+                return r
+        if variant == "out":
+            out = kw.get("out")
+            if out is None or not self._holds(rt, out.dtype):
+                return "out dtype"
+            return ew.out_ok(out, torch.broadcast_shapes(*[ew.shape_of(x) for x in ops]), ops)
+        if variant == "inplace":
+            a, rest = ops[0], ops[1:]
+            if not self._holds(rt, a.dtype):
+                return "in-place dtype" if self.arity == 1 else "in-place result dtype"
+            return ew.out_ok(a, torch.broadcast_shapes(a.shape, *[ew.shape_of(x) for x in rest]), rest)
+        return None
+
+    def _holds(self, rt, dt) -> bool:
+        # a unary op writes its own dtype only; a binary op's out= takes any dtype the result casts to (torch)
+        return dt == rt if self.arity == 1 else torch.can_cast(rt, dt)
+
+    def _alpha(self, args, kw):
+        rest = args[self.arity:]
+        return kw.get("alpha", rest[0] if rest and not isinstance(rest[0], torch.Tensor) else 1)
+
+    # ---- the implementations
+    def _run(self, args, kw, result=None, out=None):
+        ops = args[:self.arity]
+        rt, ct = promote(self.promotion, *ops)
+        alpha = self._alpha(args, kw) if self.alpha else 1
+        p0 = float(alpha) if self.alpha else 0.0
+        return ew.run(self.scalar_for(alpha), ops, ct, result or rt, out=out, p0=p0)
+
+    def functional(self, *args, **kw):
+        return self._run(args, kw)
+
+    def out_variant(self, *args, out, **kw):
+        self._run(args, kw, out=out)
+        return out
+
+    def inplace(self, *args, **kw):
+        self._run(args, kw, out=args[0])
+        return args[0]
+
+
+FAMILIES: Dict[str, ElementwiseOp] = {}
+
+
+def _bind(op: ElementwiseOp, variant: str, fn_name: str, module: str):
+    method = {"functional": op.functional, "out": op.out_variant, "inplace": op.inplace}[variant]
+
+    def impl(*args, **kw):
+        return method(*args, **kw)
+
+    def supports(*args, **kw):
+        return op.reason(args, kw, variant)
+
+    # named like the ATen overload they serve, in the declaring module (for `python -m flaggems ops --where`)
+    impl.__name__ = impl.__qualname__ = fn_name
+    impl.__module__ = module
+    return impl, supports
+
+
+def elementwise(name: str, promotion: Promotion, *, arity: int, dtypes, results=ew.ALL,
+                overloads: Overloads = UNARY, alpha: bool = False, unit_alpha: Optional[Callable] = None,
+                extra: Optional[Callable] = None):
+    """Decorator over a scalar function: declare ``name``'s overloads (see the module docstring)."""
+    def deco(scalar):
+        if name in FAMILIES:
+            raise ValueError(f"elementwise op {name!r} declared twice")
+        op = ElementwiseOp(name, scalar, promotion, arity, frozenset(dtypes), frozenset(results), overloads,
+                           alpha, unit_alpha, extra)
+        FAMILIES[name] = op
+        module = scalar.fn.__module__
+        for variant, base, suffix in (("functional", name, ""), ("out", name, "_out"), ("inplace", f"{name}_", "")):
+            names = [f"aten::{base}.{o}" for o in getattr(overloads, variant)]
+            if names:
+                impl, supports = _bind(op, variant, f"{base}{suffix}", module)
+                implement(names, kind="triton", dtypes=op.dtypes, supports=supports)(impl)
+        return scalar
+    return deco
