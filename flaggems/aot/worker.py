@@ -27,13 +27,35 @@ def _version(v: str) -> tuple:
     return tuple(int(x) for x in re.findall(r"\d+", v)[:2])
 
 
-def resolve(ref: str):
-    """``"module:qualname"`` -> the object (a ``JITFunction`` for kernels)."""
+def resolve(ref: str, file: str = None):
+    """``"module:qualname"`` -> the object (a ``JITFunction`` for kernels).
+
+    A module that is not importable by name (a kernel in a script or a test file) is loaded from ``file``
+    (absolute, or relative to the directory holding the flaggems package).
+    """
     module, qual = ref.split(":", 1)
-    obj = importlib.import_module(module)
+    try:
+        obj = importlib.import_module(module)
+    except ModuleNotFoundError:
+        if not file:
+            raise
+        obj = _load_file(module, file)
     for part in qual.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def _load_file(module: str, file: str):
+    import importlib.util
+
+    path = file if os.path.isabs(file) else os.path.join(os.path.dirname(_PKG_ROOT), file)
+    spec = importlib.util.spec_from_file_location(module, path)
+    if spec is None:
+        raise ModuleNotFoundError(f"cannot load {module} from {path}")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[module] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def decode_constexpr(v):
@@ -184,12 +206,8 @@ def compile_job(job: dict) -> dict:
     spec, tdict = job["spec"], job["target"]
     out = {"status": "compiled", "error": None, "usage": {}, "shared": None}
     t0 = time.perf_counter()
-    fn = resolve(spec["kernel"])
+    fn = resolve(spec["kernel"], spec.get("file"))
     target = _gpu_target(tdict)
-    callables = [k for k, v in spec["constexprs"].items() if isinstance(v, dict) and "jit" in v]
-    if callables and _launcher_refuses_callables():
-        out["launcher_error"] = (f"TypeError: Callable constexpr {callables} is not supported "
-                                 f"(triton {triton.__version__} launcher)")
     src = make_source(fn, spec, target)
     options = dict(spec["options"])
     if tdict.get("stop_after"):
@@ -202,11 +220,19 @@ def compile_job(job: dict) -> dict:
             out["usage"] = _nvidia_usage(k, job["log"])
         elif target.backend == "hip":
             out["usage"] = metrics.amdgcn_usage(k.asm.get("amdgcn", ""))
-    if out.get("launcher_error"):
-        out["status"] = "failed"
-        out["error"] = out["launcher_error"]
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def launcher_refusal(spec: dict):
+    """What the installed Triton's launcher would refuse before compiling anything (None if nothing)."""
+    import triton
+
+    callables = [k for k, v in spec["constexprs"].items() if isinstance(v, dict) and "jit" in v]
+    if callables and _launcher_refuses_callables():
+        return (f"TypeError: Callable constexpr {callables} is not supported "
+                f"(the triton {triton.__version__} launcher)")
+    return None
 
 
 def _nvidia_usage(kernel, log_path: str) -> dict:
@@ -229,35 +255,61 @@ def _nvidia_usage(kernel, log_path: str) -> dict:
 
 
 def describe_error(exc: BaseException) -> dict:
-    """First meaningful line of a compile error, and the kernel source line it points at where known."""
+    """First meaningful line of a compile error, and the kernel source line it points at where known.
+
+    A Triton ``CompilationError`` reads "at L:C:" + the function's source + the underlying error; L counts from
+    the ``def`` line of the function that holds the construct (the innermost error of the chain when a
+    ``@triton.jit`` helper failed inside a kernel), and its last line is the actual reason.
+    """
     chain, e = [], exc
     while e is not None and e not in chain:
         chain.append(e)
         e = e.__cause__ or e.__context__
-    where = None
-    for e in chain:
-        loc = _compilation_error_location(e)
-        if loc:
-            where = loc  # the innermost CompilationError wins: it names the construct that failed
+    comp = [x for x in chain if type(x).__name__ == "CompilationError" and isinstance(getattr(x, "src", None), str)]
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return {"error": first_error_line(text), "where": where, "detail": text[-2000:]}
+    if comp:
+        # the chain runs outward-in (raise ... from inner): the last one is the deepest jit frame
+        located = [x for x in comp if _src_location(x)]
+        inner = located[-1] if located else comp[-1]
+        msg = [ln for ln in str(inner).splitlines() if ln.strip()]
+        return {"error": (msg[-1].strip() if msg else text)[:300], "where": _src_location(inner),
+                "detail": text[-2000:]}
+    return {"error": first_error_line(text), "where": None, "detail": text[-2000:]}
 
 
-def _compilation_error_location(e):
-    src_fn = getattr(e, "src", None)
-    node = getattr(e, "node", None)
-    if node is None or not hasattr(node, "lineno"):
+_AT = re.compile(r"^at (\d+):(\d+):")
+_DEF = re.compile(r"^def (\w+)\(")
+_PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_FILES: dict = {}
+_CURRENT_FILE = [None]   # the job's kernel file: searched first (a kernel outside the package)
+
+
+def _src_location(err):
+    """"path:line" of a CompilationError, found by locating its function source in the flaggems package."""
+    m = _AT.match(str(err))
+    src = err.src.splitlines()
+    def_line_text = next((ln.strip() for ln in src if _DEF.match(ln)), None)
+    if not m or def_line_text is None:
         return None
-    fn = getattr(src_fn, "fn", None) if src_fn is not None else None
-    if fn is None:
-        return None
-    try:
-        path = inspect.getsourcefile(fn)
-        _, start = inspect.getsourcelines(fn)
-    except (OSError, TypeError):
-        return None
-    # Triton parses the function's own (dedented) source, so node.lineno counts from its first line
-    return f"{path}:{start + node.lineno - 1}"
+    own = _CURRENT_FILE[0]
+    if own:
+        own = own if os.path.isabs(own) else os.path.join(os.path.dirname(_PKG_ROOT), own)
+        if own not in _FILES and os.path.exists(own):
+            with open(own, errors="replace") as fh:
+                _FILES[own] = fh.read().splitlines()
+    if not _FILES.get("<scanned>"):
+        _FILES["<scanned>"] = []
+        for dirpath, _, files in os.walk(_PKG_ROOT):
+            for f in files:
+                if f.endswith(".py"):
+                    path = os.path.join(dirpath, f)
+                    with open(path, errors="replace") as fh:
+                        _FILES[path] = fh.read().splitlines()
+    for path in ([own] if own in _FILES else []) + [p for p in _FILES if p != own]:
+        for i, ln in enumerate(_FILES[path]):
+            if ln.strip() == def_line_text:
+                return f"{path}:{i + int(m.group(1))}"
+    return None
 
 
 _LOC = re.compile(r'([\w./-]+\.py)"?:(\d+)(?::\d+)?')
@@ -313,6 +365,11 @@ def main() -> int:
         os.dup2(log, 2)
         os.close(log)
         t0 = time.perf_counter()
+        _CURRENT_FILE[0] = job["spec"].get("file")
+        try:
+            refusal = launcher_refusal(job["spec"])
+        except Exception:  # the check itself must never hide the compile result
+            refusal = None
         try:
             res = compile_job(job)
         except BaseException as e:  # a compile error is a result; only the protocol itself may end the worker
@@ -321,6 +378,11 @@ def main() -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             res.update(diagnostics_from_log(job["log"], res))
+        if refusal:
+            # the launcher stops before the compiler would run: the kernel cannot be launched at all
+            res["launcher_error"] = refusal
+            res["status"] = "failed"
+            res["error"] = refusal if res.get("error") is None else f"{refusal}; compile: {res['error']}"
         sys.stdout.flush()
         sys.stderr.flush()
         res["id"] = job["id"]
