@@ -209,6 +209,7 @@ class WorkloadResult:
     seconds: float
     items: int = 0
     errors: List[str] = dataclasses.field(default_factory=list)   # first lines of items that failed to run
+    note: str = ""
 
 
 def _run_validate(recorder: Recorder, ops: Optional[List[str]]) -> WorkloadResult:
@@ -241,10 +242,30 @@ def _run_demo(recorder: Recorder) -> WorkloadResult:
 
 
 class _PytestOrigin:
-    """pytest plugin: name the test that is running, count outcomes."""
+    """pytest plugin: name the test that is running, count outcomes, optionally thin the parametrizations."""
 
-    def __init__(self, recorder: Recorder, res: WorkloadResult):
-        self.recorder, self.res = recorder, res
+    def __init__(self, recorder: Recorder, res: WorkloadResult, per_test: int = 0):
+        self.recorder, self.res, self.per_test = recorder, res, per_test
+        self.deselected = 0
+
+    def pytest_collection_modifyitems(self, session, config, items):
+        # keep at most per_test parametrizations of each test function, evenly spread over its list (the
+        # parameter lists vary dtype/shape/flags: spreading keeps their variety at a fraction of the cost)
+        if self.per_test <= 0:
+            return
+        groups = {}
+        for it in items:
+            groups.setdefault((str(it.path), getattr(it, "originalname", it.name)), []).append(it)
+        keep = set()
+        for group in groups.values():
+            n = len(group)
+            step = max(1, n / self.per_test)
+            keep |= {id(group[int(i * step)]) for i in range(min(n, self.per_test))}
+        dropped = [it for it in items if id(it) not in keep]
+        items[:] = [it for it in items if id(it) in keep]
+        self.deselected = len(dropped)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
 
     def pytest_runtest_setup(self, item):
         self.recorder.origin = item.nodeid
@@ -257,7 +278,8 @@ class _PytestOrigin:
                 self.res.errors.append(f"{report.nodeid}: {msg[-1] if msg else 'failed'}"[:300])
 
 
-def _run_tests(recorder: Recorder, paths: Iterable[str], root: str, extra: Iterable[str] = ()) -> WorkloadResult:
+def _run_tests(recorder: Recorder, paths: Iterable[str], root: str, extra: Iterable[str] = (),
+               per_test: int = 0) -> WorkloadResult:
     import pytest
 
     t0 = time.perf_counter()
@@ -267,15 +289,18 @@ def _run_tests(recorder: Recorder, paths: Iterable[str], root: str, extra: Itera
     cwd = os.getcwd()
     try:
         os.chdir(root)
-        pytest.main(args, plugins=[_PytestOrigin(recorder, res)])
+        plugin = _PytestOrigin(recorder, res, per_test)
+        pytest.main(args, plugins=[plugin])
     finally:
         os.chdir(cwd)
+    if plugin.deselected:
+        res.note = f"{plugin.deselected} test cases deselected (at most {per_test} per test function)"
     res.seconds = time.perf_counter() - t0
     return res
 
 
 def capture(plugin, target: Target, workloads: Iterable[str], *, ops: Optional[List[str]] = None,
-            test_paths: Iterable[str] = DEFAULT_TEST_PATHS, test_args: Iterable[str] = (),
+            test_paths: Iterable[str] = DEFAULT_TEST_PATHS, test_args: Iterable[str] = (), test_sample: int = 0,
             root: Optional[str] = None, log=print):
     """Run ``workloads`` planning as ``plugin`` on ``target``; returns (specializations, meta)."""
     import triton
@@ -296,7 +321,7 @@ def capture(plugin, target: Target, workloads: Iterable[str], *, ops: Optional[L
                 elif w == "demo":
                     r = _run_demo(recorder)
                 else:
-                    r = _run_tests(recorder, test_paths, root, test_args)
+                    r = _run_tests(recorder, test_paths, root, test_args, test_sample)
             except Exception as e:
                 r = WorkloadResult(w, 0.0, errors=[f"{type(e).__name__}: {e}"[:300]])
                 log(traceback.format_exc())

@@ -21,7 +21,12 @@ def add_parser(sub) -> None:
     p.add_argument("--workloads", default=None,
                    help="capture workloads, comma-separated from tests,validate,demo (default: all three when the "
                         "source tree's tests are present, else validate,demo)")
+    p.add_argument("--tests", default=None,
+                   help="comma-separated test paths for the tests workload (default tests/ops,tests/deepseek,"
+                        "tests/compat)")
     p.add_argument("--test-args", default="", help="extra pytest arguments for the tests workload (e.g. '-k mm')")
+    p.add_argument("--test-sample", type=int, default=0,
+                   help="tests workload: run at most N parametrizations of each test function, evenly spread (0: all)")
     p.add_argument("--capture", default=None, help="reuse a capture JSON written by an earlier run (no workload runs)")
     p.add_argument("--capture-only", action="store_true", help="capture and save, compile nothing")
     p.add_argument("--sample", type=int, default=0,

@@ -73,7 +73,7 @@ def _default_workloads(root: str) -> List[str]:
 
 
 def capture_plans(plans: List[Plan], args, log) -> Dict[int, Tuple[list, dict]]:
-    from .capture import _PACKAGE_PARENT, capture
+    from .capture import _PACKAGE_PARENT, DEFAULT_TEST_PATHS, capture
 
     out = {}
     for i, plan in enumerate(plans):
@@ -87,8 +87,10 @@ def capture_plans(plans: List[Plan], args, log) -> Dict[int, Tuple[list, dict]]:
             workloads = [w for w in (args.workloads.split(",") if args.workloads else
                                      _default_workloads(_PACKAGE_PARENT)) if w]
             ops = [o.strip() for o in args.ops.split(",")] if args.ops else None
-            specs, meta = capture(plan.plugin, plan.targets[0], workloads, ops=ops,
-                                  test_args=args.test_args.split() if args.test_args else (), log=log)
+            paths = [t for t in args.tests.split(",") if t] if getattr(args, "tests", None) else DEFAULT_TEST_PATHS
+            specs, meta = capture(plan.plugin, plan.targets[0], workloads, ops=ops, test_paths=paths,
+                                  test_args=args.test_args.split() if args.test_args else (),
+                                  test_sample=getattr(args, "test_sample", 0) or 0, log=log)
             path = os.path.join(args.output, plan.stem + ".json")
             meta = dict(meta, file=path, count=len(specs))
             _spec.save(specs, path, meta)
@@ -101,8 +103,11 @@ def capture_plans(plans: List[Plan], args, log) -> Dict[int, Tuple[list, dict]]:
 
 def run(args, log=print) -> int:
     t_start = time.perf_counter()
+    try:
+        plans = make_plans(args.vendor, args.targets)
+    except ValueError as e:
+        raise SystemExit(f"flaggems aot: {e}") from None
     os.makedirs(args.output, exist_ok=True)
-    plans = make_plans(args.vendor, args.targets)
     captured = capture_plans(plans, args, log)
     timings = OrderedDict(capture=sum(m.get("seconds", 0) for _, m in captured.values()) if not args.capture else 0.0)
     if args.capture_only:

@@ -37,7 +37,11 @@ def worker_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
 
 
 def probe(python: str) -> dict:
-    """Versions of the Python / Triton that will compile (a worker started and stopped)."""
+    """Versions of the Python / Triton that will compile."""
+    if os.path.realpath(python) == os.path.realpath(sys.executable):
+        import triton
+
+        return {"triton": triton.__version__, "python": sys.version.split()[0], "triton_path": triton.__file__}
     out = subprocess.run([python, "-c", "import sys, triton, json; print(json.dumps({'triton': triton.__version__, "
                           "'python': sys.version.split()[0], 'triton_path': triton.__file__}))"],
                          capture_output=True, text=True, env=worker_env(), timeout=300)
