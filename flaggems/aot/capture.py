@@ -109,6 +109,9 @@ class Recorder:
         if not self.recording_only:
             have.candidate_only = False
         ops = _serving_ops()
+        if not routing_known():
+            # without the registry's state every launch counts as routed: the vendor filter then keeps all
+            ops = ["<routing unknown>"]
         if ops:
             for op in ops:
                 if op not in have.routed_ops:
@@ -119,12 +122,37 @@ class Recorder:
             have.origins.append(self.origin)
 
 
-def _serving_ops() -> List[str]:
-    """The flaggems ops whose implementation is running on this thread (the registry's re-entrancy set)."""
-    from .. import registry
+_REGISTRY_TLS = []
 
-    tls = getattr(registry, "_TLS", None)
-    busy = getattr(tls, "busy", None)
+
+def _registry_tls():
+    """The registry's per-thread state (its ``busy`` set names the ops whose implementation is running).
+
+    Looked up in ``flaggems.registry`` or, once that is a package, in whichever of its modules holds it.
+    """
+    if not _REGISTRY_TLS:
+        import sys
+
+        from .. import registry
+
+        found = getattr(registry, "_TLS", None)
+        if found is None:
+            for name, mod in list(sys.modules.items()):
+                if name.startswith("flaggems.registry.") and hasattr(getattr(mod, "_TLS", None), "busy"):
+                    found = mod._TLS
+                    break
+        _REGISTRY_TLS.append(found)
+    return _REGISTRY_TLS[0]
+
+
+def routing_known() -> bool:
+    return _registry_tls() is not None
+
+
+def _serving_ops() -> List[str]:
+    """The flaggems ops whose implementation is running on this thread."""
+    tls = _registry_tls()
+    busy = getattr(tls, "busy", None) if tls is not None else None
     return sorted(busy) if busy else []
 
 
@@ -333,6 +361,7 @@ def capture(plugin, target: Target, workloads: Iterable[str], *, ops: Optional[L
         "vendor": plugin.name, "target": target.name, "workloads": [dataclasses.asdict(r) for r in results],
         "capabilities": planning_capabilities(plugin, target).as_dict(), "launches": recorder.launches,
         "unrecorded": dict(recorder.unencodable), "seconds": time.perf_counter() - t0,
+        "routing_known": routing_known(),
         "triton": triton.__version__, "torch": torch.__version__,
     }
     return specs, meta

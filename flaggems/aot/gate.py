@@ -78,10 +78,16 @@ def capture_plans(plans: List[Plan], args, log) -> Dict[int, Tuple[list, dict]]:
     out = {}
     for i, plan in enumerate(plans):
         if args.capture:
-            specs, meta = _spec.load(args.capture)
-            meta = dict(meta, file=args.capture)
-            if meta.get("vendor") and meta["vendor"] != plan.plugin.name:
-                log(f"[aot] note: {args.capture} was captured planning as {meta['vendor']}, "
+            files = [f for f in args.capture.split(",") if f]
+            loaded = [_spec.load(f) for f in files]
+            specs = _spec.merge([sp for sp, _ in loaded])
+            metas = [m for _, m in loaded]
+            meta = dict(metas[0], file=",".join(files), count=len(specs),
+                        launches=sum(m.get("launches", 0) for m in metas),
+                        workloads=[w for m in metas for w in m.get("workloads", [])])
+            vendors_seen = {m.get("vendor") for m in metas if m.get("vendor")}
+            if vendors_seen - {plan.plugin.name}:
+                log(f"[aot] note: {args.capture} was captured planning as {sorted(vendors_seen)}, "
                     f"used here for {plan.plugin.name}")
         else:
             workloads = [w for w in (args.workloads.split(",") if args.workloads else

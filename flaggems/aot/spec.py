@@ -172,3 +172,20 @@ def load(path: str):
     if data.get("schema") != SCHEMA:
         raise ValueError(f"{path}: capture schema {data.get('schema')!r}, this flaggems reads {SCHEMA}")
     return [Specialization.from_dict(d) for d in data["specializations"]], data.get("meta", {})
+
+
+def merge(groups: List[List[Specialization]]) -> List[Specialization]:
+    """One list from several captures: identical specializations combined (counts, ops, origins)."""
+    out: Dict[str, Specialization] = {}
+    for specs in groups:
+        for s in specs:
+            have = out.get(s.key)
+            if have is None:
+                out[s.key] = Specialization.from_dict(s.to_dict())
+                continue
+            have.count += s.count
+            have.candidate_only = have.candidate_only and s.candidate_only
+            have.direct = have.direct or s.direct
+            have.routed_ops += [o for o in s.routed_ops if o not in have.routed_ops]
+            have.origins += [o for o in s.origins if o not in have.origins][:max(0, 3 - len(have.origins))]
+    return sorted(out.values(), key=lambda s: (s.kernel, s.key))
