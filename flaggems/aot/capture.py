@@ -36,7 +36,8 @@ class Recorder:
     def __init__(self):
         self.specs: Dict[str, _spec.Specialization] = {}
         self.launches = 0
-        self.unencodable: Counter = Counter()    # "kernel: reason" -> launches that could not be described
+        # "kernel: reason" -> launches that could not be described, or candidates whose planning raised
+        self.unrecorded: Counter = Counter()
         self.origin: Optional[str] = None        # current workload item (test id, validate case)
         self._tls = threading.local()
         self._def_lines: Dict[object, tuple] = {}
@@ -102,7 +103,7 @@ class Recorder:
         try:
             s = self.describe(jitfn, args, kwargs)
         except (TypeError, _spec.UnencodableConstexpr) as e:
-            self.unencodable[f"{getattr(jitfn.fn, '__qualname__', jitfn)}: {e}"] += 1
+            self.unrecorded[f"{getattr(jitfn.fn, '__qualname__', jitfn)}: {e}"] += 1
             return
         have = self.specs.setdefault(s.key, s)
         have.count += 1
@@ -211,7 +212,7 @@ def planning(plugin, target: Target, recorder: Recorder):
                 try:
                     run(cfg)
                 except Exception as e:  # host-side planning for that candidate failed: report, keep going
-                    recorder.unencodable[f"{kernel} candidate {cfg}: {type(e).__name__}: {e}"[:300]] += 1
+                    recorder.unrecorded[f"{kernel} candidate {cfg}: {type(e).__name__}: {e}"[:300]] += 1
         return configs[0]
 
     runtime.interpreter_requested = lambda: False
@@ -360,7 +361,7 @@ def capture(plugin, target: Target, workloads: Iterable[str], *, ops: Optional[L
     meta = {
         "vendor": plugin.name, "target": target.name, "workloads": [dataclasses.asdict(r) for r in results],
         "capabilities": planning_capabilities(plugin, target).as_dict(), "launches": recorder.launches,
-        "unrecorded": dict(recorder.unencodable), "seconds": time.perf_counter() - t0,
+        "unrecorded": dict(recorder.unrecorded), "seconds": time.perf_counter() - t0,
         "routing_known": routing_known(),
         "triton": triton.__version__, "torch": torch.__version__,
     }
