@@ -232,3 +232,18 @@ def test_ascend_front_end():
     res = pool.run_jobs(ASCEND, jobs, 1)
     assert res["add"]["status"] == "compiled" and res["add"]["stages"] == ["ttir", "ttadapter"], res["add"]
     assert res["pw"]["status"] == "failed" and "Callable constexpr" in res["pw"]["launcher_error"]
+
+
+def test_summary_joins_reports(tmp_path):
+    from flaggems.aot import summary
+
+    def row(target, status, spill=0, over=False, error=None):
+        return {"target": target, "kernel": "k", "where": "flaggems/x.py:3", "status": status, "spill": spill,
+                "overflow": over, "error": error, "error_at": "flaggems/x.py:9" if error else None}
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"rows": [row("cuda:90", "compiled", spill=64), row("cuda:90", "compiled", over=True)]}))
+    b.write_text(json.dumps({"rows": [row("npu:Ascend910B4", "failed", error="unexpected type fp8")]}))
+    md = summary.to_markdown(summary.load_rows([str(a), str(b)]))
+    assert "| `k (flaggems/x.py:3)` | 2 specs, 1 spill (≤64B), 1 over limit | 1 specs, **1 fail** |" in md
+    assert "flaggems/x.py:9: unexpected type fp8" in md
