@@ -247,3 +247,22 @@ def test_summary_joins_reports(tmp_path):
     md = summary.to_markdown(summary.load_rows([str(a), str(b)]))
     assert "| `k (flaggems/x.py:3)` | 2 specs, 1 spill (≤64B), 1 over limit | 1 specs, **1 fail** |" in md
     assert "flaggems/x.py:9: unexpected type fp8" in md
+
+
+def test_test_sampling_keeps_spread_parametrizations():
+    class Item:
+        def __init__(self, fn, i):
+            self.path, self.originalname, self.name = "t.py", fn, f"{fn}[{i}]"
+
+    class Hook:
+        def pytest_deselected(self, items):
+            self.dropped = items
+
+    class Config:
+        hook = Hook()
+
+    items = [Item("a", i) for i in range(9)] + [Item("b", 0)]
+    plugin = capture._PytestOrigin(capture.Recorder(), capture.WorkloadResult("tests", 0.0), per_test=3)
+    plugin.pytest_collection_modifyitems(None, Config, items)
+    assert [it.name for it in items] == ["a[0]", "a[3]", "a[6]", "b[0]"]
+    assert plugin.deselected == 6 and len(Config.hook.dropped) == 6
