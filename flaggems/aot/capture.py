@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import inspect
 import os
+import signal
 import threading
 import time
 import traceback
@@ -270,12 +271,34 @@ def _run_demo(recorder: Recorder) -> WorkloadResult:
     return res
 
 
+class CaptureBudgetExceeded(Exception):
+    """Raised inside a test that used up its CPU budget (``--test-budget``)."""
+
+
 class _PytestOrigin:
     """pytest plugin: name the test that is running, count outcomes, optionally thin the parametrizations."""
 
-    def __init__(self, recorder: Recorder, res: WorkloadResult, per_test: int = 0):
-        self.recorder, self.res, self.per_test = recorder, res, per_test
+    def __init__(self, recorder: Recorder, res: WorkloadResult, per_test: int = 0, budget: float = 0.0):
+        self.recorder, self.res, self.per_test, self.budget = recorder, res, per_test, budget
         self.deselected = 0
+        self.over_budget = 0
+
+    def pytest_runtest_call(self, item):
+        # a CPU-time budget per test (SIGPROF counts this process's CPU, so a loaded machine does not trip it):
+        # GPU-sized tiles can make one interpreted test run for many minutes; every launch it reached is
+        # already recorded when the budget stops it
+        if self.budget > 0:
+            signal.signal(signal.SIGPROF, self._over_budget)
+            signal.setitimer(signal.ITIMER_PROF, self.budget)
+
+    def pytest_runtest_teardown(self, item):
+        if self.budget > 0:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+
+    def _over_budget(self, signum, frame):
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        self.over_budget += 1
+        raise CaptureBudgetExceeded(f"aot capture: test stopped after {self.budget:.0f} CPU seconds")
 
     def pytest_collection_modifyitems(self, session, config, items):
         # keep at most per_test parametrizations of each test function, evenly spread over its list (the
@@ -308,7 +331,7 @@ class _PytestOrigin:
 
 
 def _run_tests(recorder: Recorder, paths: Iterable[str], root: str, extra: Iterable[str] = (),
-               per_test: int = 0) -> WorkloadResult:
+               per_test: int = 0, budget: float = 0.0) -> WorkloadResult:
     import pytest
 
     t0 = time.perf_counter()
@@ -318,18 +341,23 @@ def _run_tests(recorder: Recorder, paths: Iterable[str], root: str, extra: Itera
     cwd = os.getcwd()
     try:
         os.chdir(root)
-        plugin = _PytestOrigin(recorder, res, per_test)
+        plugin = _PytestOrigin(recorder, res, per_test, budget)
         pytest.main(args, plugins=[plugin])
     finally:
         os.chdir(cwd)
+    notes = []
     if plugin.deselected:
-        res.note = f"{plugin.deselected} test cases deselected (at most {per_test} per test function)"
+        notes.append(f"{plugin.deselected} test cases deselected (at most {per_test} per test function)")
+    if plugin.over_budget:
+        notes.append(f"{plugin.over_budget} tests stopped at the {budget:.0f} CPU-second budget")
+    res.note = "; ".join(notes)
     res.seconds = time.perf_counter() - t0
     return res
 
 
 def capture(plugin, target: Target, workloads: Iterable[str], *, ops: Optional[List[str]] = None,
             test_paths: Iterable[str] = DEFAULT_TEST_PATHS, test_args: Iterable[str] = (), test_sample: int = 0,
+            test_budget: float = 0.0,
             root: Optional[str] = None, log=print):
     """Run ``workloads`` planning as ``plugin`` on ``target``; returns (specializations, meta)."""
     import triton
@@ -350,7 +378,7 @@ def capture(plugin, target: Target, workloads: Iterable[str], *, ops: Optional[L
                 elif w == "demo":
                     r = _run_demo(recorder)
                 else:
-                    r = _run_tests(recorder, test_paths, root, test_args, test_sample)
+                    r = _run_tests(recorder, test_paths, root, test_args, test_sample, test_budget)
             except Exception as e:
                 r = WorkloadResult(w, 0.0, errors=[f"{type(e).__name__}: {e}"[:300]])
                 log(traceback.format_exc())

@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--test-args", default="", help="extra pytest arguments for the tests workload (e.g. '-k mm')")
     p.add_argument("--test-sample", type=int, default=0,
                    help="tests workload: run at most N parametrizations of each test function, evenly spread (0: all)")
+    p.add_argument("--test-budget", type=float, default=0,
+                   help="tests workload: stop a test after this many CPU seconds (its launches so far are kept)")
     p.add_argument("--capture", default=None, help="reuse capture JSON file(s) written by earlier runs, comma-separated (merged; no workload runs)")
     p.add_argument("--capture-only", action="store_true", help="capture and save, compile nothing")
     p.add_argument("--sample", type=int, default=0,

@@ -96,7 +96,8 @@ def capture_plans(plans: List[Plan], args, log) -> Dict[int, Tuple[list, dict]]:
             paths = [t for t in args.tests.split(",") if t] if getattr(args, "tests", None) else DEFAULT_TEST_PATHS
             specs, meta = capture(plan.plugin, plan.targets[0], workloads, ops=ops, test_paths=paths,
                                   test_args=args.test_args.split() if args.test_args else (),
-                                  test_sample=getattr(args, "test_sample", 0) or 0, log=log)
+                                  test_sample=getattr(args, "test_sample", 0) or 0,
+                                  test_budget=getattr(args, "test_budget", 0) or 0, log=log)
             path = os.path.join(args.output, plan.stem + ".json")
             meta = dict(meta, file=path, count=len(specs))
             _spec.save(specs, path, meta)

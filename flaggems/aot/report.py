@@ -135,8 +135,8 @@ class Report:
                f"**{'pass' if self.ok() else 'FAIL'}** — a specialization fails when it does not compile, spills, "
                "or needs more shared memory/LDS than the target allows.", ""]
         for c in self.captures:
-            wl = ", ".join(f"{w['name']} ({w['items']} items, {w['seconds']:.0f}s, {len(w['errors'])} not clean)"
-                           for w in c.get("workloads", []))
+            wl = ", ".join(f"{w['name']} ({w['items']} items, {w['seconds']:.0f}s, {len(w['errors'])} not clean"
+                           + (f"; {w['note']}" if w.get("note") else "") + ")" for w in c.get("workloads", []))
             out.append(f"- capture `{c.get('file', '')}`: vendor {c.get('vendor')} planning for {c.get('target')}, "
                        f"{c.get('count', '?')} specializations from {c.get('launches', '?')} launches; "
                        f"workloads: {wl or 'loaded from file'}")
