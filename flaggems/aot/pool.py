@@ -38,7 +38,8 @@ def worker_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
 
 def probe(python: str) -> dict:
     """Versions of the Python / Triton that will compile."""
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
+    # not realpath: every venv's python links to the same base interpreter, yet each has its own Triton
+    if os.path.abspath(python) == os.path.abspath(sys.executable):
         import triton
 
         return {"triton": triton.__version__, "python": sys.version.split()[0], "triton_path": triton.__file__}
