@@ -266,3 +266,15 @@ def test_test_sampling_keeps_spread_parametrizations():
     plugin.pytest_collection_modifyitems(None, Config, items)
     assert [it.name for it in items] == ["a[0]", "a[3]", "a[6]", "b[0]"]
     assert plugin.deselected == 6 and len(Config.hook.dropped) == 6
+
+
+TRITON36 = os.environ.get("FLAGGEMS_AOT_TRITON36_PYTHON", "/work/venvs/triton36/bin/python")
+
+
+@pytest.mark.skipif(not os.path.exists(TRITON36), reason="triton 3.6 venv not set up (docs/portability.md)")
+def test_probe_reads_the_other_venvs_triton():
+    # venv interpreters all resolve to one base binary: the probe must run the venv's python, not trust a path
+    assert pool.probe(TRITON36)["triton"].startswith("3.6")
+    import triton
+
+    assert pool.probe(sys.executable)["triton"] == triton.__version__
