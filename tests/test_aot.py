@@ -126,7 +126,8 @@ def test_vendor_filter_and_sampling():
     direct = S.Specialization(kernel="m:k", signature={"x": "*fp64"}, direct=True, **base)
     fine = S.Specialization(kernel="m:k", signature={"x": "*bf16"}, direct=True, **base)
     kept, dropped = selection.vendor_filter([routed, direct, fine], vendors.builtin("ascend").capabilities)
-    assert kept == [routed, fine] and sum(len(v) for v in dropped.values()) == 1
+    assert kept == [routed] and sum(len(v) for v in dropped.values()) == 2
+    assert any("fp64 data on a vendor without fp64" in reason for reason in dropped)
     many = [S.Specialization(kernel="m:k", signature={"x": f"*{dt}"}, constexprs={"B": b}, **{k: v for k, v in base.items()
                              if k != "constexprs"}) for dt in ("fp16", "fp32") for b in range(5)]
     chosen, skipped = selection.sample(many, 4)

@@ -18,7 +18,7 @@ from typing import Dict, Optional
 
 from .spec import Specialization
 
-RESULT_SCHEMA = 1
+RESULT_SCHEMA = 2  # bump when the worker reports differently (cached results are then recompiled)
 _FN_HASH: Dict[object, str] = {}
 
 

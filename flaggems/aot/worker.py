@@ -267,6 +267,13 @@ def describe_error(exc: BaseException) -> dict:
         e = e.__cause__ or e.__context__
     comp = [x for x in chain if type(x).__name__ == "CompilationError" and isinstance(getattr(x, "src", None), str)]
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    tool = next((x for x in chain if getattr(x, "stderr", None)), None)
+    if tool is not None:
+        # an external compiler stage (triton-adapter-opt, ptxas) failed: its own diagnostics say why
+        err = tool.stderr.decode(errors="replace") if isinstance(tool.stderr, bytes) else str(tool.stderr)
+        m = _LOC.search(err)
+        return {"error": first_error_line(err) or text[:300], "where": f"{m.group(1)}:{m.group(2)}" if m else None,
+                "detail": (err or text)[-2000:]}
     if comp:
         # the chain runs outward-in (raise ... from inner): the last one is the deepest jit frame
         located = [x for x in comp if _src_location(x)]
