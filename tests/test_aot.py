@@ -279,3 +279,19 @@ def test_probe_reads_the_other_venvs_triton():
     import triton
 
     assert pool.probe(sys.executable)["triton"] == triton.__version__
+
+
+def test_launches_under_a_test_swapped_vendor_are_not_routed():
+    from flaggems import registry
+
+    rec = capture.Recorder()
+    ascend = vendors.builtin("ascend")
+    with capture.planning(ascend, parse_target("npu:Ascend910B4"), rec), flaggems.use_gems():
+        torch.add(torch.randn(8), torch.randn(8))
+        # what tests/*::test_op_follows_vendor_capability does: another plugin (other flags) for a while
+        other = capture.planning_plugin(vendors.builtin("nvidia"), parse_target("cuda:90"))
+        with registry.override_vendor(other):
+            torch.mul(torch.randn(8), torch.randn(8))
+    ops = {op for s in rec.specs.values() for op in s.routed_ops}
+    assert "aten::add.Tensor" in ops and "aten::mul.Tensor" not in ops
+    assert any(s.direct for s in rec.specs.values())

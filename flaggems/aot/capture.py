@@ -40,6 +40,7 @@ class Recorder:
         # "kernel: reason" -> launches that could not be described, or candidates whose planning raised
         self.unrecorded: Counter = Counter()
         self.origin: Optional[str] = None        # current workload item (test id, validate case)
+        self.plan_plugin = None                  # the planning vendor; launches under another one are not its
         self._tls = threading.local()
         self._def_lines: Dict[object, tuple] = {}
 
@@ -111,7 +112,10 @@ class Recorder:
         if not self.recording_only:
             have.candidate_only = False
         ops = _serving_ops()
-        if not routing_known():
+        if self.plan_plugin is not None and _active_plugin() is not self.plan_plugin:
+            # a test swapped the vendor (registry.override_vendor with other flags): not this vendor's routing
+            ops = []
+        elif not routing_known():
             # without the registry's state every launch counts as routed: the vendor filter then keeps all
             ops = ["<routing unknown>"]
         if ops:
@@ -156,6 +160,15 @@ def _serving_ops() -> List[str]:
     tls = _registry_tls()
     busy = getattr(tls, "busy", None) if tls is not None else None
     return sorted(busy) if busy else []
+
+
+def _active_plugin():
+    from ..vendors import active
+
+    try:
+        return active()
+    except Exception:
+        return None
 
 
 def _interpreted_function_class():
@@ -218,10 +231,13 @@ def planning(plugin, target: Target, recorder: Recorder):
 
     runtime.interpreter_requested = lambda: False
     autotune.choose = choose
+    plan = planning_plugin(plugin, target)
+    recorder.plan_plugin = plan
     try:
-        with hooked(recorder), registry.override_vendor(planning_plugin(plugin, target)):
+        with hooked(recorder), registry.override_vendor(plan):
             yield recorder
     finally:
+        recorder.plan_plugin = None
         runtime.interpreter_requested = orig_requested
         autotune.choose = orig_choose
 
