@@ -8,7 +8,8 @@
 - ``--ops``: keep specializations launched by those ops (ATen or flaggems names, any overload) or of kernels
   whose name contains one of the words.
 - Sampling: at most N specializations per kernel, taken round-robin over the kernel's variants (pointer dtypes,
-  dtype/function constexprs, launch options) so every variant is represented before any repeats. The report
+  dtype/function constexprs, which arguments are compiled in as 1, launch options) so every variant is
+  represented before any repeats. The report
   lists how many were skipped per kernel.
 """
 from __future__ import annotations
@@ -66,7 +67,9 @@ def ops_filter(specs: Iterable[Specialization], ops: Optional[List[str]]) -> Lis
 def _variant(s: Specialization) -> tuple:
     ptrs = tuple(t for t in s.signature.values() if t.startswith("*"))
     shaped = tuple(sorted((k, str(v)) for k, v in s.constexprs.items() if isinstance(v, (dict, str))))
-    return ptrs, shaped, tuple(sorted(s.options.items()))
+    # arguments compiled in as 1 are where interpreter-only code breaks (rule 1): their own variant
+    ones = tuple(sorted(k for k, v in s.constexprs.items() if v == 1 and type(v) is int))
+    return ptrs, shaped, ones, tuple(sorted(s.options.items()))
 
 
 def sample(specs: Iterable[Specialization], per_kernel: Optional[int]) -> Tuple[List[Specialization], Dict[str, int]]:
