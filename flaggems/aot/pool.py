@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from .worker import first_error_line
 
