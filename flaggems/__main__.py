@@ -1,4 +1,4 @@
-"""Command line: ``python -m flaggems info`` (more subcommands: coverage, demo, ops, validate — see README)."""
+"""Command line: ``python -m flaggems info`` (more subcommands: coverage, demo, ops, validate, aot — see README)."""
 from __future__ import annotations
 
 import argparse
@@ -162,6 +162,9 @@ def main(argv=None) -> int:
     p_val.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     p_val.add_argument("--output", default=None, help="also write OUTPUT.json and OUTPUT.md")
     p_val.set_defaults(func=_validate)
+    from .aot.cli import add_parser as add_aot_parser
+
+    add_aot_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
