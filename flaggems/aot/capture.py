@@ -115,9 +115,6 @@ class Recorder:
         if self.plan_plugin is not None and _active_plugin() is not self.plan_plugin:
             # a test swapped the vendor (registry.override_vendor with other flags): not this vendor's routing
             ops = []
-        elif not routing_known():
-            # without the registry's state every launch counts as routed: the vendor filter then keeps all
-            ops = ["<routing unknown>"]
         if ops:
             for op in ops:
                 if op not in have.routed_ops:
@@ -128,38 +125,11 @@ class Recorder:
             have.origins.append(self.origin)
 
 
-_REGISTRY_TLS = []
-
-
-def _registry_tls():
-    """The registry's per-thread state (its ``busy`` set names the ops whose implementation is running).
-
-    Looked up in ``flaggems.registry`` or, once that is a package, in whichever of its modules holds it.
-    """
-    if not _REGISTRY_TLS:
-        import sys
-
-        from .. import registry
-
-        found = getattr(registry, "_TLS", None)
-        if found is None:
-            for name, mod in list(sys.modules.items()):
-                if name.startswith("flaggems.registry.") and hasattr(getattr(mod, "_TLS", None), "busy"):
-                    found = mod._TLS
-                    break
-        _REGISTRY_TLS.append(found)
-    return _REGISTRY_TLS[0]
-
-
-def routing_known() -> bool:
-    return _registry_tls() is not None
-
-
 def _serving_ops() -> List[str]:
-    """The flaggems ops whose implementation is running on this thread."""
-    tls = _registry_tls()
-    busy = getattr(tls, "busy", None) if tls is not None else None
-    return sorted(busy) if busy else []
+    """The flaggems ops whose implementation is running on this thread (the registry's re-entrancy set)."""
+    from .. import registry
+
+    return registry.serving()
 
 
 def _active_plugin():
@@ -217,7 +187,7 @@ def planning(plugin, target: Target, recorder: Recorder):
     if not interpreter_requested():
         raise RuntimeError("flaggems aot capture needs the Triton interpreter (the cpu vendor): run it without "
                            "FLAGGEMS_VENDOR, or with FLAGGEMS_VENDOR=cpu")
-    orig_requested, orig_choose = runtime.interpreter_requested, autotune.choose
+    orig_choose = autotune.choose
 
     def choose(kernel, key, configs, run, **kw):
         # every candidate is a config the tuner may pick on the device: record them all, run the first
@@ -229,16 +199,14 @@ def planning(plugin, target: Target, recorder: Recorder):
                     recorder.unrecorded[f"{kernel} candidate {cfg}: {type(e).__name__}: {e}"[:300]] += 1
         return configs[0]
 
-    runtime.interpreter_requested = lambda: False
     autotune.choose = choose
     plan = planning_plugin(plugin, target)
     recorder.plan_plugin = plan
     try:
-        with hooked(recorder), registry.override_vendor(plan):
+        with hooked(recorder), runtime.planning_as_device(), registry.override_vendor(plan):
             yield recorder
     finally:
         recorder.plan_plugin = None
-        runtime.interpreter_requested = orig_requested
         autotune.choose = orig_choose
 
 
@@ -406,7 +374,7 @@ def capture(plugin, target: Target, workloads: Iterable[str], *, ops: Optional[L
         "vendor": plugin.name, "target": target.name, "workloads": [dataclasses.asdict(r) for r in results],
         "capabilities": planning_capabilities(plugin, target).as_dict(), "launches": recorder.launches,
         "unrecorded": dict(recorder.unrecorded), "seconds": time.perf_counter() - t0,
-        "routing_known": routing_known(),
+        "routing_known": True,
         "triton": triton.__version__, "torch": torch.__version__,
     }
     return specs, meta

@@ -13,9 +13,9 @@ from .names import RegistrationError, aten_op_exists, canonical, expand_names, o
 from .override import (Config, apply, current_config, make_aten_override, native_kernel, override_vendor,
                        patched, remove)
 from .resolution import (KINDS, STATE, Impl, OpEntry, clear_caches, declared, dispatch, entries, implement,
-                         kind_order, prefer_impl, seal, set_observer, why_not_served)
+                         kind_order, prefer_impl, seal, serving, set_observer, why_not_served)
 
 __all__ = ["custom_op", "RegistrationError", "aten_op_exists", "canonical", "expand_names", "op_schema", "Config",
            "apply", "current_config", "make_aten_override", "native_kernel", "override_vendor", "patched",
            "remove", "KINDS", "STATE", "Impl", "OpEntry", "clear_caches", "declared", "dispatch", "entries",
-           "implement", "kind_order", "prefer_impl", "seal", "set_observer", "why_not_served"]
+           "implement", "kind_order", "prefer_impl", "seal", "serving", "set_observer", "why_not_served"]

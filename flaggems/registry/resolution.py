@@ -234,6 +234,11 @@ class _Local(threading.local):
 TLS = _Local()
 
 
+def serving() -> List[str]:
+    """The flaggems ops whose implementation is running on this thread (innermost calls included)."""
+    return sorted(TLS.busy)
+
+
 def kind_order() -> Tuple[str, ...]:
     """Implementation kinds in the order they are tried for this thread."""
     forced = TLS.prefer or STATE.prefer_env

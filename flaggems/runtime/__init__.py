@@ -5,7 +5,7 @@ Layering inside: ``interpreter`` and ``device`` (where kernels run) <- ``config_
 """
 from __future__ import annotations
 
-from .device import device_guard, device_name, interpreting, next_pow2  # noqa: F401
+from .device import device_guard, device_name, interpreting, next_pow2, planning_as_device  # noqa: F401
 from .interpreter import install_fixup, interpreter_requested  # noqa: F401
 from .autotune import candidates
 

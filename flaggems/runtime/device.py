@@ -13,9 +13,25 @@ def next_pow2(n: int) -> int:
     return 1 if n <= 1 else 1 << (n - 1).bit_length()
 
 
+_PLAN_AS_DEVICE = [False]
+
+
 def interpreting() -> bool:
-    """True when Triton kernels run through the interpreter (the cpu vendor)."""
-    return interpreter_requested()
+    """True when Triton kernels run through the interpreter (the cpu vendor), so launchers plan for it
+    (large blocks, host-only paths); False on a device, and while :func:`planning_as_device` is active."""
+    return not _PLAN_AS_DEVICE[0] and interpreter_requested()
+
+
+@contextlib.contextmanager
+def planning_as_device():
+    """Launchers plan as on a device (GPU tiles and branches) while kernels still run through the interpreter:
+    how ``flaggems aot`` captures what a vendor would launch."""
+    prev = _PLAN_AS_DEVICE[0]
+    _PLAN_AS_DEVICE[0] = True
+    try:
+        yield
+    finally:
+        _PLAN_AS_DEVICE[0] = prev
 
 
 def device_guard(tensor):
