@@ -34,7 +34,7 @@ import triton
 import triton.language as tl
 
 from flaggems.deepseek.checked import checked
-from flaggems.deepseek.launch_config import launch_config
+from flaggems.runtime import launch_config
 from flaggems.registry import custom_op, implement
 from flaggems.runtime import device_guard, interpreting, next_pow2
 from flaggems.runtime.autotune import split_launch_options

@@ -29,11 +29,38 @@ def bucket(n: int) -> int:
     return 1 if n <= 1 else 1 << (n - 1).bit_length()
 
 
-def candidates(kernel: str, default: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def dtype_name(dtype) -> str:
+    return str(dtype).rpartition(".")[2]
+
+
+def config_keys(kernel: str, dtype=None, target: Optional[str] = None) -> List[str]:
+    """Where a vendor's tuned-config file may hold ``kernel``'s configs, most specific first:
+    ``"mm.bfloat16@cuda:100"``, ``"mm@cuda:100"``, ``"mm.bfloat16"``, ``"mm"`` (tuned configs are per vendor
+    (the file), per Triton target and per dtype)."""
+    d = dtype_name(dtype) if dtype is not None else None
+    keys = []
+    if target:
+        if d:
+            keys.append(f"{kernel}.{d}@{target}")
+        keys.append(f"{kernel}@{target}")
+    if d:
+        keys.append(f"{kernel}.{d}")
+    keys.append(kernel)
+    return keys
+
+
+def candidates(kernel: str, default: Sequence[Dict[str, Any]], dtype=None) -> List[Dict[str, Any]]:
+    """The vendor's configs for ``kernel`` (for ``dtype`` on the vendor's Triton target when it has such an
+    entry), else ``default``."""
     from ..vendors import active
 
-    configs = active().configs().get(kernel)
-    return [dict(c) for c in (configs if configs else default)]
+    plugin = active()
+    table = plugin.configs()
+    for key in config_keys(kernel, dtype, getattr(plugin, "triton_target", None)):
+        configs = table.get(key)
+        if configs:
+            return [dict(c) for c in configs]
+    return [dict(c) for c in default]
 
 
 def _tune_cache() -> TuneCache:

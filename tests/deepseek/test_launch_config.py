@@ -1,4 +1,4 @@
-"""DeepSeek kernels take their block sizes through runtime.config (flaggems/deepseek/launch_config.py).
+"""DeepSeek kernels take their block sizes through runtime.launch_config (flaggems/runtime/__init__.py).
 
 Defaults: every launch's parameters, under the interpreter and on a device, equal the ones pinned in
 launch_defaults.json (what the launchers chose before the block sizes became configurable); the kernels are
@@ -22,7 +22,7 @@ import flaggems.deepseek.moe_gate as MG
 import flaggems.deepseek.quant as Q
 import flaggems.deepseek.sparse_attn as SA
 from flaggems import vendors
-from flaggems.deepseek.launch_config import launch_config
+from flaggems.runtime import launch_config
 from flaggems.testing import assert_close
 
 MODULES = (SA, IX, HC, MG, HD, Q)
