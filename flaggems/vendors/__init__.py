@@ -14,8 +14,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+from functools import partial
 from typing import Callable, Dict, Optional
 
+from . import cpu, nvidia, table
 from .base import CAPABILITY_FLAGS, Capabilities, Override, VendorPlugin, config_path
 
 ENTRY_POINT_GROUP = "flaggems.vendors"
@@ -65,12 +67,16 @@ class VendorSelectionError(RuntimeError):
     pass
 
 
+# Seeds and amd are rows of one table (vendors/table.py); nvidia and cpu compute part of their data.
+_MAKERS: Dict[str, Callable[[], VendorPlugin]] = {
+    **{name: partial(table.make, name) for name in table.ROWS}, "nvidia": nvidia.make, "cpu": cpu.make}
+
+
 def builtin(name: str) -> VendorPlugin:
     """A plugin shipped with flaggems (one of :data:`DETECTION_ORDER`)."""
     if name not in DETECTION_ORDER:
         raise KeyError(name)
-    mod = importlib.import_module(f"{__name__}.{name}")
-    return mod.make()
+    return _MAKERS[name]()
 
 
 def _as_plugin(obj, origin: str) -> VendorPlugin:
