@@ -18,7 +18,7 @@ from functools import partial
 from typing import Callable, Dict, Optional
 
 from . import cpu, nvidia, table
-from .base import CAPABILITY_FLAGS, Capabilities, Override, VendorPlugin, config_path
+from .base import CAPABILITY_FLAGS, Capabilities, Override, VendorPlugin, config_path, split_triton_target
 
 ENTRY_POINT_GROUP = "flaggems.vendors"
 BUILTINS = ("nvidia", "amd", "cpu")
@@ -30,9 +30,9 @@ DETECTION_ORDER = ("ascend", "cambricon", "mthreads",                 # PrivateU
                    "kunlunxin", "thead", "metax", "iluvatar",         # torch.cuda-compatible: before nvidia
                    "nvidia", "amd", "cpu")
 
-__all__ = ["Capabilities", "Override", "VendorPlugin", "CAPABILITY_FLAGS", "config_path", "builtin",
-           "entry_point_plugins", "available", "select", "detect_builtin", "ENTRY_POINT_GROUP", "VendorSelectionError",
-           "BUILTINS", "SEEDS", "DETECTION_ORDER", "active", "set_active"]
+__all__ = ["Capabilities", "Override", "VendorPlugin", "CAPABILITY_FLAGS", "config_path", "split_triton_target",
+           "builtin", "entry_point_plugins", "available", "select", "detect_builtin", "ENTRY_POINT_GROUP",
+           "VendorSelectionError", "BUILTINS", "SEEDS", "DETECTION_ORDER", "active", "set_active"]
 
 # The one active vendor plugin of the process. Everything that needs it (registry, runtime, kernels, testing)
 # imports this module downward and asks ``active()``; only ``set_active`` changes it.

@@ -1,4 +1,4 @@
-"""NVIDIA CUDA GPUs (Ampere and newer): the fp8 / dot_scaled flags follow the live device."""
+"""NVIDIA CUDA GPUs (Ampere and newer): the fp8 / dot_scaled flags and the Triton target follow the live device."""
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -29,5 +29,7 @@ def make() -> VendorPlugin:
         tuned_configs=config_path("nvidia"),
         priority=10,
         hardware_verified=True,
+        # without a device: sm_90 (H100 / H200), the part the tuned configs are written for
+        triton_target=f"cuda:{cc[0] * 10 + cc[1]}" if cc else "cuda:90",
         description="NVIDIA GPUs through the CUDA build of torch and upstream Triton.",
     )

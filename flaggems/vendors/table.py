@@ -9,7 +9,9 @@ hardware-verified). ``nvidia`` (flags read from the live device) and ``cpu`` (th
 None of the seeds has run on its hardware. Their flags are conservative readings of public documentation and of
 FlagGems' per-vendor backends; where unsure a flag is off (an off flag costs speed, a wrong on flag costs
 correctness), and fp8 / fp4 / ``tl.dot_scaled`` are off everywhere until validated. Deny lists are FlagGems'
-per-backend unused-op lists, mapped to ATen names.
+per-backend unused-op lists, mapped to ATen names. ``triton_target`` is given only where the vendor's Triton
+is a CUDA or HIP fork; the others build for a backend of their own (named in each row's comment, as FlagTree's
+per-vendor drivers report it).
 """
 from __future__ import annotations
 
@@ -28,9 +30,11 @@ ROWS = {
     "ascend": dict(
         detect=PrivateUse1("torch_npu", "npu"), capabilities=_NO_FP64, deny={"sort", "topk"},
         triton_distribution="triton-ascend",
+        triton_target="npu:Ascend910B4",  # triton-ascend's GPUTarget("npu", "Ascend910B4", 0)
         description="Huawei Ascend NPU via torch_npu (PrivateUse1 'npu') and triton-ascend."),
     # Cambricon MLUs (MLU370 / MLU590); torch_mlu renames PrivateUse1 to "mlu". No fp64 (FlagGems lists Cambricon
     # as fp64-unsupported); bf16 is the MLU590's (MLU370 has none: a plugin for it should turn bf16 off).
+    # Triton target: none, Cambricon's Triton is its own "mlu" backend (arch = the MLU ISA version).
     "cambricon": dict(
         detect=PrivateUse1("torch_mlu", "mlu"), capabilities=_NO_FP64,
         deny={"masked_scatter", "masked_scatter_", "scatter_add_"},
@@ -38,7 +42,7 @@ ROWS = {
         description="Cambricon MLU via torch_mlu (PrivateUse1 'mlu') and Cambricon's Triton."),
     # Moore Threads GPUs (MTT S4000 / S5000); torch_musa renames PrivateUse1 to "musa". No fp64 (FlagGems lists
     # Moore Threads as fp64-unsupported); fp8 is advertised on newer parts, off until validated. FlagGems' Moore
-    # Threads backend denies nothing.
+    # Threads backend denies nothing. Triton target: none, Triton for MUSA is its own "musa" backend.
     "mthreads": dict(
         detect=PrivateUse1("torch_musa", "musa"), capabilities=_NO_FP64,
         triton_distribution="triton (MUSA build, from the Moore Threads SDK)",
@@ -50,10 +54,13 @@ ROWS = {
         detect=CudaDevice(hip=True, markers=("__hcu_version__", "version.hcu"),
                           names=(r"\bDCU\b", r"hygon", r"\bK100", r"\bZ100", r"\bBW\d{3}")),
         capabilities=_FP64, triton_distribution="triton (Hygon DTK build, HIP backend)",
+        # DTK's Triton is a HIP-backend fork; gfx942 is the HIP arch upstream Triton compiles (issue 11). The
+        # DCUs' own ISAs (gfx936 / gfx938 in FlagTree's hcu backend) are no upstream Triton target.
+        triton_target="hip:gfx942",
         description="Hygon DCU via the DTK (ROCm-compatible) torch build, device 'cuda'."),
     # Kunlunxin XPUs (Kunlun P800 / R200) through a CUDA-compatible torch runtime, detected before nvidia from the
     # device name: "Kunlun", or a Kunlun part number on a name that is not NVIDIA's (an NVIDIA Quadro P800 exists).
-    # No fp64 (FlagGems disables it for Kunlunxin).
+    # No fp64 (FlagGems disables it for Kunlunxin). Triton target: none, its Triton is an "xpu" backend.
     "kunlunxin": dict(
         detect=CudaDevice(names=(r"kunlun",), parts=(r"\bP800\b", r"\bR200\b", r"\bR300\b"),
                           unless=(r"nvidia|quadro|geforce|tesla",)),
@@ -62,14 +69,16 @@ ROWS = {
         description="Kunlunxin XPU via its CUDA-compatible torch runtime, device 'cuda'."),
     # T-Head (Alibaba) Zhenwu PPUs through the PPU SDK's CUDA-compatible runtime, detected before nvidia from
     # PPU_SDK (set by the SDK; FlagGems uses the same marker) or the device name. The SDK documents
-    # FP16/BF16/FP32/INT8, not fp64: off. FlagGems' T-Head backend denies nothing.
+    # FP16/BF16/FP32/INT8, not fp64: off. FlagGems' T-Head backend denies nothing. Triton target: none, the PPU
+    # Triton names a "ppu" target of its own.
     "thead": dict(
         detect=CudaDevice(env=("PPU_SDK",), names=(r"\bPPU\b", r"zhenwu", r"t-head", r"\bthead\b")),
         capabilities=_NO_FP64, triton_distribution="triton (PPU SDK build)",
         description="T-Head Zhenwu PPU via the PPU SDK's CUDA-compatible torch, device 'cuda'."),
     # MetaX GPUs (C500 / C550) through the MACA torch build, detected before nvidia (MACA torch also sets
     # torch.version.cuda) from torch.version.maca or the device name. fp64 yes (FlagGems does not restrict it; the
-    # C500 is a GPGPU). FlagGems' MetaX backend denies nothing.
+    # C500 is a GPGPU). FlagGems' MetaX backend denies nothing. Triton target: none, MetaX's Triton is a "maca"
+    # backend that accepts only maca targets (it compiles for MACA, not PTX).
     "metax": dict(
         detect=CudaDevice(markers=("version.maca",), names=(r"metax", r"\bMXC\d")),
         capabilities=_FP64, triton_distribution="triton (MACA build)",
@@ -80,11 +89,16 @@ ROWS = {
     "iluvatar": dict(
         detect=CudaDevice(markers=("corex",), names=(r"iluvatar", r"\bBI-V\d", r"\bMR-V\d")),
         capabilities=_NO_FP64, triton_distribution="triton (Iluvatar CoreX build)",
+        # CoreX Triton is a fork of the CUDA backend: its driver reports GPUTarget("cuda", <cc>, 64) and takes
+        # "cuda" targets; cc 71 is ivcore11, the arch public CoreX releases emit assembly for (FlagTree's
+        # iluvatar backend). Its warps are 64 wide, not 32.
+        triton_target="cuda:71",
         description="Iluvatar CoreX GPU via the CoreX build of torch, device 'cuda'."),
     # AMD Instinct GPUs through ROCm torch (torch.version.hip). MI300 fp8 is the fnuz flavour and the registry
     # routes only e4m3fn/e5m2 where fp8 is set: off until the kernels are validated on ROCm.
     "amd": dict(
         detect=CudaDevice(hip=True), capabilities=_FP64,
+        triton_target="hip:gfx942",  # MI300 (CDNA3)
         description="AMD Instinct GPUs via ROCm torch and Triton's AMD backend."),
 }
 
