@@ -14,6 +14,7 @@ of the custom-op path. Baselines (eager torch, the recipes of DeepSeek's referen
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, List
 
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import shapes
-from .harness import Case, Ctx, provider, replace
+from .cases import Case, Ctx, provider
 
 E8 = torch.float8_e8m0fnu
 E4 = torch.float8_e4m3fn
@@ -74,41 +75,63 @@ def _bf16_linear(inp):
     return F.linear(inp["x16"], inp["w16"])
 
 
+def _gemm_shapes(ctx: Ctx, linears: Callable[[dict], dict], quick_only: str):
+    """(model, phase, M, linear name, N, K) for each DeepSeek-V4 linear of one GEMM family (``quick_only``: the
+    one linear kept with --quick)."""
+    for model in shapes.models(ctx.quick, ctx.models):
+        lin = linears(shapes.DEEPSEEK_V4[model])
+        if ctx.quick:
+            lin = {quick_only: lin[quick_only]}
+        for phase in ("decode", "prefill"):
+            for M in shapes.tokens(phase, ctx.device, ctx.quick):
+                for name, (N, K) in lin.items():
+                    yield model, phase, M, name, N, K
+
+
+def _fp8_activation(g: torch.Generator, M: int, K: int):
+    """The A side of both GEMMs: FP8 e4m3 activations with one E8M0 scale per 128 values."""
+    a = torch.randn(M, K, generator=g).to(E4)
+    a_s = torch.randint(120, 130, (M, K // 128), dtype=torch.uint8, generator=g).view(E8)
+    return a, a_s
+
+
+def _dequant_activation(inp, M: int, K: int) -> torch.Tensor:
+    return (inp["a"].float().view(M, K // 128, 128) * _e8(inp["a_s"])[..., None]).view(M, K)
+
+
+def _gemm_case(op: str, setup, base, at: tuple, weight_bytes: int, **kw) -> Case:
+    """torch.ops.flaggems.<op>(a, a_s, b, b_s, bf16) at ``at`` = (model, phase, M, name, N, K), with the
+    bf16_linear reference side; ``weight_bytes``: the B operand and its scales."""
+    model, phase, M, name, N, K = at
+    c = _custom(op, lambda i: (i["a"], i["a_s"], i["b"], i["b_s"], torch.bfloat16),
+                shape=f"{model} {name} M={M} N={N} K={K}", setup=_with_bf16(setup, M, N, K), torch=base,
+                flops=2 * M * N * K, bytes=M * K + weight_bytes + M * K // 128 + 2 * M * N, compute="fp8",
+                memory=True, meta={"model": model, "phase": phase, "tokens": M}, **kw)
+    c.extra["bf16_linear"] = _bf16_linear
+    return c
+
+
 def _fp8_gemm_cases(ctx: Ctx) -> List[Case]:
     out = []
     dev = ctx.device
-    for model in shapes.models(ctx.quick, ctx.models):
-        cfg = shapes.DEEPSEEK_V4[model]
-        lin = shapes.dense_fp8_linears(cfg)
-        if ctx.quick:
-            lin = {"shared.w1": lin["shared.w1"]}
-        for phase in ("decode", "prefill"):
-            for M in shapes.tokens(phase, dev, ctx.quick):
-                for name, (N, K) in lin.items():
-                    def setup(M=M, N=N, K=K):
-                        g = _gen(M * 7 + N)
-                        a = torch.randn(M, K, generator=g).to(E4)
-                        a_s = torch.randint(120, 130, (M, K // 128), dtype=torch.uint8, generator=g).view(E8)
-                        b = (torch.randn(N, K, generator=g) * 8).to(E4)
-                        b_s = torch.randint(110, 120, (N // 128, K // 128), dtype=torch.uint8, generator=g).view(E8)
-                        return {k: v.to(dev) for k, v in dict(a=a, a_s=a_s, b=b, b_s=b_s).items()}
+    for at in _gemm_shapes(ctx, shapes.dense_fp8_linears, "shared.w1"):
+        _, _, M, _, N, K = at
 
-                    def base(inp, M=M, N=N, K=K):
-                        b, b_s, a, a_s = inp["b"], inp["b_s"], inp["a"], inp["a_s"]
-                        w = (b.float().view(N // 128, 128, K // 128, 128) * _e8(b_s)[:, None, :, None]).view(N, K)
-                        x = (a.float().view(M, K // 128, 128) * _e8(a_s)[..., None]).view(M, K)
-                        return F.linear(x.bfloat16(), w.bfloat16())
+        def setup(M=M, N=N, K=K):
+            g = _gen(M * 7 + N)
+            a, a_s = _fp8_activation(g, M, K)
+            b = (torch.randn(N, K, generator=g) * 8).to(E4)
+            b_s = torch.randint(110, 120, (N // 128, K // 128), dtype=torch.uint8, generator=g).view(E8)
+            return {k: v.to(dev) for k, v in dict(a=a, a_s=a_s, b=b, b_s=b_s).items()}
 
-                    c = _custom("fp8_gemm", lambda i: (i["a"], i["a_s"], i["b"], i["b_s"], torch.bfloat16),
-                                shape=f"{model} {name} M={M} N={N} K={K}", dtype="fp8_e4m3 (e8m0 128-block scales)",
-                                setup=setup, torch=base,
-                                baseline="dequantise weight + activation to bf16, F.linear",
-                                measures="C = A·Bᵀ with FP8 A and B, 128-block E8M0 scales, bf16 out",
-                                flops=2 * M * N * K, bytes=M * K + N * K + N * K // 16384 + M * K // 128 + 2 * M * N,
-                                compute="fp8", memory=True, meta={"model": model, "phase": phase, "tokens": M})
-                    c.extra["bf16_linear"] = _bf16_linear
-                    c.setup = _with_bf16(setup, M, N, K)
-                    out.append(c)
+        def base(inp, M=M, N=N, K=K):
+            w = (inp["b"].float().view(N // 128, 128, K // 128, 128) * _e8(inp["b_s"])[:, None, :, None]).view(N, K)
+            return F.linear(_dequant_activation(inp, M, K).bfloat16(), w.bfloat16())
+
+        out.append(_gemm_case("fp8_gemm", setup, base, at, N * K + N * K // 16384,
+                              dtype="fp8_e4m3 (e8m0 128-block scales)",
+                              baseline="dequantise weight + activation to bf16, F.linear",
+                              measures="C = A·Bᵀ with FP8 A and B, 128-block E8M0 scales, bf16 out"))
     return out
 
 
@@ -116,40 +139,27 @@ def _fp4_gemm_cases(ctx: Ctx) -> List[Case]:
     out = []
     dev = ctx.device
     lut = torch.tensor(_LUT)
-    for model in shapes.models(ctx.quick, ctx.models):
-        cfg = shapes.DEEPSEEK_V4[model]
-        lin = shapes.expert_fp4_linears(cfg)
-        if ctx.quick:
-            lin = {"expert.w1": lin["expert.w1"]}
-        for phase in ("decode", "prefill"):
-            for M in shapes.tokens(phase, dev, ctx.quick):
-                for name, (N, K) in lin.items():
-                    def setup(M=M, N=N, K=K):
-                        g = _gen(M * 11 + N)
-                        a = torch.randn(M, K, generator=g).to(E4)
-                        a_s = torch.randint(120, 130, (M, K // 128), dtype=torch.uint8, generator=g).view(E8)
-                        b = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, generator=g).view(torch.float4_e2m1fn_x2)
-                        b_s = torch.randint(118, 128, (N, K // 32), dtype=torch.uint8, generator=g).view(E8)
-                        return {k: v.to(dev) for k, v in dict(a=a, a_s=a_s, b=b, b_s=b_s).items()}
+    for at in _gemm_shapes(ctx, shapes.expert_fp4_linears, "expert.w1"):
+        _, _, M, _, N, K = at
 
-                    def base(inp, M=M, N=N, K=K):
-                        by = inp["b"].view(torch.uint8)
-                        lt = lut.to(by.device)
-                        w = torch.stack([lt[(by & 15).long()], lt[(by >> 4).long()]], -1).view(N, K // 32, 32)
-                        w = (w * _e8(inp["b_s"])[..., None]).view(N, K)
-                        x = (inp["a"].float().view(M, K // 128, 128) * _e8(inp["a_s"])[..., None]).view(M, K)
-                        return F.linear(x.bfloat16(), w.bfloat16())
+        def setup(M=M, N=N, K=K):
+            g = _gen(M * 11 + N)
+            a, a_s = _fp8_activation(g, M, K)
+            b = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, generator=g).view(torch.float4_e2m1fn_x2)
+            b_s = torch.randint(118, 128, (N, K // 32), dtype=torch.uint8, generator=g).view(E8)
+            return {k: v.to(dev) for k, v in dict(a=a, a_s=a_s, b=b, b_s=b_s).items()}
 
-                    c = _custom("fp4_gemm", lambda i: (i["a"], i["a_s"], i["b"], i["b_s"], torch.bfloat16),
-                                shape=f"{model} {name} M={M} N={N} K={K}",
-                                dtype="e4m3 x e2m1 (MXFP4 weight, e8m0/32)", setup=setup, torch=base,
-                                baseline="LUT-dequantise packed e2m1 weight + activation to bf16, F.linear",
-                                measures="C = A·Bᵀ with FP8 A, MXFP4 B (one routed expert's linear), bf16 out",
-                                flops=2 * M * N * K, bytes=M * K + N * K // 2 + N * K // 32 + M * K // 128 + 2 * M * N,
-                                compute="fp8", memory=True, meta={"model": model, "phase": phase, "tokens": M})
-                    c.extra["bf16_linear"] = _bf16_linear
-                    c.setup = _with_bf16(setup, M, N, K)
-                    out.append(c)
+        def base(inp, M=M, N=N, K=K):
+            by = inp["b"].view(torch.uint8)
+            lt = lut.to(by.device)
+            w = torch.stack([lt[(by & 15).long()], lt[(by >> 4).long()]], -1).view(N, K // 32, 32)
+            w = (w * _e8(inp["b_s"])[..., None]).view(N, K)
+            return F.linear(_dequant_activation(inp, M, K).bfloat16(), w.bfloat16())
+
+        out.append(_gemm_case("fp4_gemm", setup, base, at, N * K // 2 + N * K // 32,
+                              dtype="e4m3 x e2m1 (MXFP4 weight, e8m0/32)",
+                              baseline="LUT-dequantise packed e2m1 weight + activation to bf16, F.linear",
+                              measures="C = A·Bᵀ with FP8 A, MXFP4 B (one routed expert's linear), bf16 out"))
     return out
 
 
@@ -359,7 +369,7 @@ def custom_op_overhead(ctx: Ctx) -> List[Case]:
     cases = [c for c in moe_gate(one) + small_ops(one) if c.meta.get("tokens") == 1]
     out = []
     for c in cases:
-        out.append(replace(c, kind="overhead", host=True, rotate=False, memory=False,
+        out.append(dataclasses.replace(c, kind="overhead", host=True, rotate=False, memory=False,
                            measures="host µs per call of torch.ops.flaggems." + c.op + " (T=1); overhead_us = it "
                                     "minus the implementation called directly (custom-op dispatch, check, registry)",
                            meta=dict(c.meta)))
