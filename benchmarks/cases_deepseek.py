@@ -75,17 +75,23 @@ def _bf16_linear(inp):
     return F.linear(inp["x16"], inp["w16"])
 
 
+def _points(ctx: Ctx):
+    """(model, phase, T): every DeepSeek-V4 variant, phase and token count this run covers, in that nesting."""
+    for model in shapes.models(ctx.quick, ctx.models):
+        for phase in ("decode", "prefill"):
+            for T in shapes.tokens(phase, ctx.device, ctx.quick):
+                yield model, phase, T
+
+
 def _gemm_shapes(ctx: Ctx, linears: Callable[[dict], dict], quick_only: str):
     """(model, phase, M, linear name, N, K) for each DeepSeek-V4 linear of one GEMM family (``quick_only``: the
     one linear kept with --quick)."""
-    for model in shapes.models(ctx.quick, ctx.models):
+    for model, phase, M in _points(ctx):
         lin = linears(shapes.DEEPSEEK_V4[model])
         if ctx.quick:
             lin = {quick_only: lin[quick_only]}
-        for phase in ("decode", "prefill"):
-            for M in shapes.tokens(phase, ctx.device, ctx.quick):
-                for name, (N, K) in lin.items():
-                    yield model, phase, M, name, N, K
+        for name, (N, K) in lin.items():
+            yield model, phase, M, name, N, K
 
 
 def _fp8_activation(g: torch.Generator, M: int, K: int):
@@ -178,46 +184,42 @@ def fp4_gemm(ctx: Ctx) -> List[Case]:
 
 @provider("sparse_attn")
 def sparse_attn(ctx: Ctx) -> List[Case]:
-    if not ctx.want("bf16"):
-        return []
-    out = []
-    dev = ctx.device
-    for model in shapes.models(ctx.quick, ctx.models):
-        geo = shapes.sparse_attn_geometry(shapes.DEEPSEEK_V4[model])
-        h, d, n, K = geo["h"], geo["d"], geo["n"], geo["K"]
-        for phase in ("decode", "prefill"):
-            for T in shapes.tokens(phase, dev, ctx.quick):
-                b, m = (T, 1) if phase == "decode" else (1, T)
+    return [_sparse_attn_case(ctx.device, *p) for p in _points(ctx)] if ctx.want("bf16") else []
 
-                def setup(b=b, m=m):
-                    g = _gen(b * 131 + m)
-                    q = torch.randn(b, m, h, d, generator=g).bfloat16()
-                    kv = torch.randn(b, n, d, generator=g).bfloat16()
-                    sink = torch.randn(h, generator=g)
-                    idx = torch.stack([torch.randperm(n, generator=g)[:K] for _ in range(b * m)]).view(b, m, K)
-                    idx = idx.to(torch.int32)
-                    idx[..., -16:] = -1                       # a few unused slots, as in a short context
-                    return {"q": q.to(dev), "kv": kv.to(dev), "sink": sink.to(dev), "idx": idx.to(dev)}
 
-                scale = d ** -0.5
+def _sparse_attn_case(dev: str, model: str, phase: str, T: int) -> Case:
+    # one function call per case: its closures see this case's geometry, never a later loop iteration's
+    geo = shapes.sparse_attn_geometry(shapes.DEEPSEEK_V4[model])
+    h, d, n, K = geo["h"], geo["d"], geo["n"], geo["K"]
+    b, m = (T, 1) if phase == "decode" else (1, T)
+    scale = d ** -0.5
 
-                def base(inp, b=b, m=m):
-                    q, kv, sink, idx = inp["q"], inp["kv"], inp["sink"], inp["idx"]
-                    kvg = kv[torch.arange(b, device=kv.device)[:, None, None], idx.long().clamp(min=0)].float()
-                    s = torch.einsum("bmhd,bmkd->bmhk", q.float(), kvg) * scale
-                    s = s.masked_fill((idx < 0)[:, :, None, :], float("-inf"))
-                    p = torch.cat([s, sink.view(1, 1, h, 1).expand(b, m, h, 1)], -1).softmax(-1)[..., :-1]
-                    return torch.einsum("bmhk,bmkd->bmhd", p, kvg).to(q.dtype)
+    def setup():
+        g = _gen(b * 131 + m)
+        q = torch.randn(b, m, h, d, generator=g).bfloat16()
+        kv = torch.randn(b, n, d, generator=g).bfloat16()
+        sink = torch.randn(h, generator=g)
+        idx = torch.stack([torch.randperm(n, generator=g)[:K] for _ in range(b * m)]).view(b, m, K)
+        idx = idx.to(torch.int32)
+        idx[..., -16:] = -1                       # a few unused slots, as in a short context
+        return {"q": q.to(dev), "kv": kv.to(dev), "sink": sink.to(dev), "idx": idx.to(dev)}
 
-                rows_read = min(b * m * K, b * n)
-                out.append(_custom(
-                    "sparse_attn", lambda i: (i["q"], i["kv"], i["sink"], i["idx"], scale),
-                    shape=f"{model} {phase} b={b} m={m} h={h} d={d} kv={n} topk+window={K}", dtype="bf16",
-                    setup=setup, torch=base, baseline="gather + einsum + masked softmax(sink) + einsum (fp32)",
-                    measures="attention of each query over its selected KV rows (MQA, K = V) with a sink logit",
-                    flops=4 * b * m * h * K * d, bytes=2 * (2 * b * m * h * d + rows_read * d) + 4 * b * m * K,
-                    compute="bf16", meta={"model": model, "phase": phase, "tokens": T}))
-    return out
+    def base(inp):
+        q, kv, sink, idx = inp["q"], inp["kv"], inp["sink"], inp["idx"]
+        kvg = kv[torch.arange(b, device=kv.device)[:, None, None], idx.long().clamp(min=0)].float()
+        s = torch.einsum("bmhd,bmkd->bmhk", q.float(), kvg) * scale
+        s = s.masked_fill((idx < 0)[:, :, None, :], float("-inf"))
+        p = torch.cat([s, sink.view(1, 1, h, 1).expand(b, m, h, 1)], -1).softmax(-1)[..., :-1]
+        return torch.einsum("bmhk,bmkd->bmhd", p, kvg).to(q.dtype)
+
+    rows_read = min(b * m * K, b * n)
+    return _custom(
+        "sparse_attn", lambda i: (i["q"], i["kv"], i["sink"], i["idx"], scale),
+        shape=f"{model} {phase} b={b} m={m} h={h} d={d} kv={n} topk+window={K}", dtype="bf16",
+        setup=setup, torch=base, baseline="gather + einsum + masked softmax(sink) + einsum (fp32)",
+        measures="attention of each query over its selected KV rows (MQA, K = V) with a sink logit",
+        flops=4 * b * m * h * K * d, bytes=2 * (2 * b * m * h * d + rows_read * d) + 4 * b * m * K,
+        compute="bf16", meta={"model": model, "phase": phase, "tokens": T})
 
 
 # ------------------------------------------------------------------------------------------------ MoE gating
@@ -233,46 +235,42 @@ def _eager_gate(logits, bias, k, route_scale):
 
 @provider("moe_gate")
 def moe_gate(ctx: Ctx) -> List[Case]:
-    if not ctx.want("fp32"):
-        return []
-    out = []
-    dev = ctx.device
-    for model in shapes.models(ctx.quick, ctx.models):
-        cfg = shapes.DEEPSEEK_V4[model]
-        E, k, rs = cfg["experts"], cfg["top_k"], cfg["route_scale_x10"] / 10
-        for phase in ("decode", "prefill"):
-            for T in shapes.tokens(phase, dev, ctx.quick):
-                def setup(T=T):
-                    g = _gen(T + 3)
-                    return {"x": torch.randn(T, E, generator=g).to(dev), "bias": (torch.randn(E, generator=g) * .1).to(dev)}
+    return [c for p in _points(ctx) for c in _moe_gate_cases(ctx.device, *p)] if ctx.want("fp32") else []
 
-                out.append(_custom(
-                    "moe_gate", lambda i: (i["x"], i["bias"], k, "sqrtsoftplus", rs),
-                    shape=f"{model} T={T} E={E} top-{k} sqrtsoftplus+bias", dtype="fp32", setup=setup,
-                    torch=lambda i: _eager_gate(i["x"], i["bias"], k, rs), baseline="model.py eager gate",
-                    measures="routing weights + expert ids from gate logits (score, biased top-k, renormalise)",
-                    bytes=4 * T * E + 4 * E + 12 * T * k, meta={"model": model, "phase": phase, "tokens": T}))
-                vocab = cfg["vocab"]
 
-                def setup_h(T=T):
-                    g = _gen(T + 5)
-                    return {"x": torch.randn(T, E, generator=g).to(dev),
-                            "tab": torch.randint(0, E, (vocab, k), generator=g, dtype=torch.int32).to(dev),
-                            "ids": torch.randint(0, vocab, (T,), generator=g).to(dev)}
+def _moe_gate_cases(dev: str, model: str, phase: str, T: int) -> List[Case]:
+    """The score gate and the hash gate of one model at T tokens (one call per point: see _sparse_attn_case)."""
+    cfg = shapes.DEEPSEEK_V4[model]
+    E, k, rs, vocab = cfg["experts"], cfg["top_k"], cfg["route_scale_x10"] / 10, cfg["vocab"]
+    meta = {"model": model, "phase": phase, "tokens": T}
 
-                def base_h(i):
-                    s = F.softplus(i["x"]).sqrt()
-                    idx = i["tab"][i["ids"]].long()
-                    w = s.gather(1, idx)
-                    return w / w.sum(-1, keepdim=True) * rs, idx
+    def setup():
+        g = _gen(T + 3)
+        return {"x": torch.randn(T, E, generator=g).to(dev), "bias": (torch.randn(E, generator=g) * .1).to(dev)}
 
-                out.append(_custom(
-                    "moe_gate_hash", lambda i: (i["x"], i["tab"], i["ids"], "sqrtsoftplus", rs),
-                    shape=f"{model} T={T} E={E} top-{k} hash (vocab {vocab})", dtype="fp32", setup=setup_h,
-                    torch=base_h, baseline="model.py eager hash gate (tid2eid[input_ids])",
-                    measures="hash-layer routing: weights for the experts tid2eid assigns to each token",
-                    bytes=4 * T * E + 4 * T * k + 8 * T + 12 * T * k, meta={"model": model, "phase": phase, "tokens": T}))
-    return out
+    def setup_h():
+        g = _gen(T + 5)
+        return {"x": torch.randn(T, E, generator=g).to(dev),
+                "tab": torch.randint(0, E, (vocab, k), generator=g, dtype=torch.int32).to(dev),
+                "ids": torch.randint(0, vocab, (T,), generator=g).to(dev)}
+
+    def base_h(i):
+        s = F.softplus(i["x"]).sqrt()
+        idx = i["tab"][i["ids"]].long()
+        w = s.gather(1, idx)
+        return w / w.sum(-1, keepdim=True) * rs, idx
+
+    return [
+        _custom("moe_gate", lambda i: (i["x"], i["bias"], k, "sqrtsoftplus", rs),
+                shape=f"{model} T={T} E={E} top-{k} sqrtsoftplus+bias", dtype="fp32", setup=setup,
+                torch=lambda i: _eager_gate(i["x"], i["bias"], k, rs), baseline="model.py eager gate",
+                measures="routing weights + expert ids from gate logits (score, biased top-k, renormalise)",
+                bytes=4 * T * E + 4 * E + 12 * T * k, meta=meta),
+        _custom("moe_gate_hash", lambda i: (i["x"], i["tab"], i["ids"], "sqrtsoftplus", rs),
+                shape=f"{model} T={T} E={E} top-{k} hash (vocab {vocab})", dtype="fp32", setup=setup_h,
+                torch=base_h, baseline="model.py eager hash gate (tid2eid[input_ids])",
+                measures="hash-layer routing: weights for the experts tid2eid assigns to each token",
+                bytes=4 * T * E + 4 * T * k + 8 * T + 12 * T * k, meta=meta)]
 
 
 # ------------------------------------------------------------------------------------------------ small ops
