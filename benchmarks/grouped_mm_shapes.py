@@ -2,7 +2,7 @@
 
 Shapes are data (``MODELS``, ``TOKENS``); ``run(quick)`` returns rows ``{op, shape, dtype, ms, baseline_ms,
 speedup}`` timed on the active vendor's device (CPU: wall clock through the Triton interpreter, so only
-``quick`` is practical there). The benchmark harness of issue 7 is expected to import ``cases()`` / ``run()``.
+``quick`` is practical there). ``cases_moe`` builds the harness's MoE cases from ``MODELS``, ``_offs`` and ``_inputs``.
 
 Expert GEMMs per MoE layer, with T tokens routed top-k over E experts (S = T * k rows, grouped by expert):
   * up:   ``_grouped_mm(x[S, D], w13[E, D, 2I])``  (gate and up projections fused, weights column-major)
@@ -95,8 +95,7 @@ def run(quick: bool = True, models: Optional[List[str]] = None, shared_weights: 
     ``shared_weights`` (default: ``quick``) views one expert's weights E times instead of allocating all E
     experts (8-34 GB per tensor at full size): right for a smoke run, optimistic for memory traffic.
     """
-    import flaggems
-    from flaggems.ops import grouped_mm, scaled_mm  # noqa: F401  (declare the ops)
+    import flaggems  # declares _grouped_mm / _scaled_mm
 
     device = flaggems.vendor().device_type
     shared = quick if shared_weights is None else shared_weights
