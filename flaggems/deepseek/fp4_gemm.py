@@ -37,8 +37,7 @@ import triton.language as tl
 
 from flaggems.runtime.checks import check_same_device, check_tensor
 from flaggems.runtime import device_guard, interpreting, next_pow2
-from flaggems.deepseek.quant import (e2m1_to_f32, e4m3_to_f32, e8m0_to_f32, e8m0_to_float_ref,
-                                     unpack_fp4_ref)
+from flaggems.formats import e2m1_to_f32, e4m3_to_f32, e8m0_to_f32, e8m0_to_float_ref, unpack_fp4_ref
 
 A_BLOCK = 128   # activation scale block along K
 B_BLOCK = 32    # weight (MX) scale block along K

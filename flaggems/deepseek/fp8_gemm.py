@@ -32,7 +32,7 @@ import triton.language as tl
 
 from flaggems.runtime.checks import check_same_device, check_tensor
 from flaggems.runtime import device_guard, interpreting, next_pow2
-from flaggems.deepseek.quant import e4m3_to_f32, e8m0_to_f32, e8m0_to_float_ref
+from flaggems.formats import e4m3_to_f32, e8m0_to_f32, e8m0_to_float_ref
 
 QBLOCK = 128
 # fp8_gemm and fp4_gemm share one op signature: C[..., N] = A[..., K] · B[N, K]ᵀ with block scales

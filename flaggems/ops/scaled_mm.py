@@ -49,12 +49,10 @@ from .. import registry, runtime
 from ..registry import implement
 from ..runtime import autotune
 from . import grouped_mm as _gmm
+from ..formats import (DOT_SCALED_FORMAT, E4M3, E8M0, FP4, FP8_VALUES, decode_scale, dequant_ref, e2m1_to_f32,
+                       swizzled_offset, unswizzle)
 
-FP8 = frozenset(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
-                if hasattr(torch, n))
-FP4 = getattr(torch, "float4_e2m1fn_x2", None)
-E8M0 = getattr(torch, "float8_e8m0fnu", None)
-E4M3 = torch.float8_e4m3fn
+FP8 = FP8_VALUES
 OUT_DTYPES = frozenset({torch.bfloat16, torch.float16, torch.float32, torch.float8_e4m3fn, torch.float8_e5m2})
 _FP8_OUT_SCALED = frozenset({torch.float8_e4m3fn, torch.float8_e5m2})
 
@@ -77,41 +75,10 @@ def _round_up(a: int, b: int) -> int:
 # kernel
 
 @triton.jit
-def _e2m1_to_f32(code):
-    """e2m1 code (int32 0..15) -> fp32: bit 3 sign, codes 0..7 = {0, .5, 1, 1.5, 2, 3, 4, 6}."""
-    e = (code >> 1) & 3
-    m = (code & 1).to(tl.float32)
-    pow2 = (1 << tl.maximum(e - 1, 0)).to(tl.float32)
-    mag = tl.where(e == 0, m * 0.5, (1.0 + 0.5 * m) * pow2)
-    return tl.where((code & 8) != 0, -mag, mag)
-
-
-@triton.jit
-def _decode_scale(v, FMT: tl.constexpr):
-    """Scale values -> fp32. FMT 0: fp32; 1: e8m0 bytes (2^(b-127), 255 = NaN); 2: e4m3fn bytes."""
-    if FMT == 1:
-        b = v.to(tl.int32) & 0xFF
-        bits = tl.where(b == 0, 0x00400000, b << 23)
-        bits = tl.where(b == 255, 0x7FC00000, bits)
-        out = bits.to(tl.float32, bitcast=True)
-    elif FMT == 2:
-        b = v.to(tl.int32) & 0xFF
-        e = (b >> 3) & 0xF
-        m = b & 0x7
-        normal = (8 + m).to(tl.float32) * ((e + 117) << 23).to(tl.float32, bitcast=True)
-        mag = tl.where(e == 0, m.to(tl.float32) * 0.001953125, normal)
-        mag = tl.where((e == 15) & (m == 7), float("nan"), mag)
-        out = tl.where((b & 0x80) != 0, -mag, mag)
-    else:
-        out = v.to(tl.float32)
-    return out
-
-
-@triton.jit
 def _scale_off(r, c, s_row, s_k, NCB, SWZ: tl.constexpr):
     """Offset of scale (row unit r, k group c): strided, or cuBLAS's 128x4 block-swizzled layout."""
     if SWZ:
-        off = ((r // 128) * NCB + c // 4).to(tl.int64) * 512 + (r % 32) * 16 + ((r % 128) // 32) * 4 + (c % 4)
+        off = swizzled_offset(r, c, NCB)
     else:
         off = r.to(tl.int64) * s_row + c.to(tl.int64) * s_k
     return off
@@ -144,7 +111,7 @@ def _load_b(b_base, s_bk, k0, K, nmask, FP4: tl.constexpr, BLOCK_K: tl.constexpr
 def _a_f32(t, FP4: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     if FP4:
         code = t.to(tl.int32)
-        v = tl.reshape(tl.join(_e2m1_to_f32(code & 0xF), _e2m1_to_f32((code >> 4) & 0xF)), (BLOCK_M, BLOCK_K))
+        v = tl.reshape(tl.join(e2m1_to_f32(code & 0xF), e2m1_to_f32((code >> 4) & 0xF)), (BLOCK_M, BLOCK_K))
     else:
         v = t.to(tl.float32)
     return v
@@ -154,7 +121,7 @@ def _a_f32(t, FP4: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
 def _b_f32(t, FP4: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
     if FP4:
         code = t.to(tl.int32)
-        w = tl.join(_e2m1_to_f32(code & 0xF), _e2m1_to_f32((code >> 4) & 0xF))      # [BK/2, BN, 2]
+        w = tl.join(e2m1_to_f32(code & 0xF), e2m1_to_f32((code >> 4) & 0xF))      # [BK/2, BN, 2]
         v = tl.reshape(tl.permute(w, (0, 2, 1)), (BLOCK_K, BLOCK_N))
     else:
         v = t.to(tl.float32)
@@ -210,9 +177,9 @@ def _scaled_mm_kernel(
                 acc += tl.dot_scaled(a, sa, A_FMT, b, sb, B_FMT)
             else:
                 af = tl.reshape(_a_f32(a, A_FP4, BLOCK_M, BLOCK_K), (BLOCK_M, BLOCK_K // GROUP, GROUP))
-                af = tl.reshape(af * _decode_scale(sa, S_FMT)[:, :, None], (BLOCK_M, BLOCK_K))
+                af = tl.reshape(af * decode_scale(sa, S_FMT)[:, :, None], (BLOCK_M, BLOCK_K))
                 bf = tl.reshape(_b_f32(b, B_FP4, BLOCK_K, BLOCK_N), (BLOCK_K // GROUP, GROUP, BLOCK_N))
-                bf = tl.reshape(bf * tl.trans(_decode_scale(sb, S_FMT))[:, None, :], (BLOCK_K, BLOCK_N))
+                bf = tl.reshape(bf * tl.trans(decode_scale(sb, S_FMT))[:, None, :], (BLOCK_K, BLOCK_N))
                 acc = tl.dot(af.to(tl.bfloat16), bf.to(tl.bfloat16), acc, out_dtype=tl.float32)
         else:
             if A_FP4 or CAST:
@@ -221,17 +188,17 @@ def _scaled_mm_kernel(
                 b = _b_f32(b, B_FP4, BLOCK_K, BLOCK_N).to(tl.bfloat16)
             if KMODE == 1:
                 kg = k0 // GROUP
-                sa = _decode_scale(tl.load(sa_base + _scale_off(ra, kg, s_sar, s_sak, ncb, False),
+                sa = decode_scale(tl.load(sa_base + _scale_off(ra, kg, s_sar, s_sak, ncb, False),
                                            mask=mmask, other=0.0), S_FMT)
-                sb = _decode_scale(tl.load(sb_base + _scale_off(rb, kg, s_sbr, s_sbk, ncb, False),
+                sb = decode_scale(tl.load(sb_base + _scale_off(rb, kg, s_sbr, s_sbk, ncb, False),
                                            mask=nmask, other=0.0), S_FMT)
                 p = tl.dot(a, b, out_dtype=tl.float32)
                 acc += p * sa[:, None] * sb[None, :]
             else:
                 acc = tl.dot(a, b, acc, out_dtype=tl.float32)
     if KMODE == 0:
-        sa = _decode_scale(tl.load(sa_base + ra.to(tl.int64) * s_sar, mask=mmask, other=0.0), S_FMT)
-        sb = _decode_scale(tl.load(sb_base + rb.to(tl.int64) * s_sbr, mask=nmask, other=0.0), S_FMT)
+        sa = decode_scale(tl.load(sa_base + ra.to(tl.int64) * s_sar, mask=mmask, other=0.0), S_FMT)
+        sb = decode_scale(tl.load(sb_base + rb.to(tl.int64) * s_sbr, mask=nmask, other=0.0), S_FMT)
         acc = acc * sa[:, None] * sb[None, :]
     if HAS_GS:
         acc = acc * tl.load(gs_ptr)
@@ -443,7 +410,7 @@ def _use_dot_scaled(plan: Plan, a, b) -> bool:
     return bool(vendor().capabilities.dot_scaled)
 
 
-_TL_FMT = {torch.float8_e4m3fn: "e4m3", torch.float8_e5m2: "e5m2"}
+_TL_FMT = DOT_SCALED_FORMAT
 
 
 def launch(a3, b3, out3, plan: Plan, *, bias=None, scale_result=None, batch_strides=(0, 0),
@@ -522,59 +489,6 @@ def launch_batched_rowwise(a, b, sa, sb, out):
 # ----------------------------------------------------------------------------------------------------------
 # references (fp64 dequantise-then-matmul, written independently of the kernel's scale plans)
 
-_E2M1_VALUES = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0],
-                            dtype=torch.float64)
-
-
-def unpack_fp4(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """float4_e2m1fn_x2 (or uint8) [..., n] -> fp64 [..., 2n] along ``dim`` (low nibble = element 2j)."""
-    u = x.view(torch.uint8).to(torch.int64)
-    lo, hi = _E2M1_VALUES[u & 0xF], _E2M1_VALUES[(u >> 4) & 0xF]
-    d = dim % x.dim()
-    out = torch.stack((lo, hi), dim=d + 1)
-    shape = list(x.shape)
-    shape[d] *= 2
-    return out.reshape(shape)
-
-
-def dequant_values(x: torch.Tensor, k_dim: int) -> torch.Tensor:
-    if FP4 is not None and x.dtype == FP4:
-        return unpack_fp4(x, k_dim)
-    return x.to(torch.float64)
-
-
-def decode_scale_ref(s: torch.Tensor) -> torch.Tensor:
-    if E8M0 is not None and s.dtype == E8M0:
-        b = s.view(torch.uint8).to(torch.float64)
-        v = torch.pow(2.0, b - 127)
-        return torch.where(b == 255, torch.full_like(v, float("nan")), v)
-    return s.to(torch.float64)
-
-
-def unswizzle(s: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    """Inverse of cuBLAS's 128x4 block-scaling layout (torch.testing's ``to_blocked``): flat -> [rows, cols]."""
-    r = torch.arange(rows).view(-1, 1)
-    c = torch.arange(cols).view(1, -1)
-    ncb = _cdiv(cols, 4)
-    off = ((r // 128) * ncb + c // 4) * 512 + (r % 32) * 16 + ((r % 128) // 32) * 4 + (c % 4)
-    return s.reshape(-1)[off.reshape(-1)].reshape(rows, cols)
-
-
-def swizzle_scales(s: torch.Tensor) -> torch.Tensor:
-    """[rows, cols] block scales -> cuBLAS's 128x4 block-scaling layout, flat (as torch.testing's ``to_blocked``).
-
-    Pads to (round_up(rows, 128), round_up(cols, 4)) with zeros, then rearranges each 128x4 tile as 32x16.
-    """
-    rows, cols = s.shape
-    rb, cb = _cdiv(rows, 128), _cdiv(cols, 4)
-    u = s.view(torch.uint8) if s.element_size() == 1 and s.dtype != torch.uint8 else s
-    padded = u.new_zeros((rb * 128, cb * 4))
-    padded[:rows, :cols] = u
-    blocks = padded.view(rb, 128, cb, 4).permute(0, 2, 1, 3)
-    out = blocks.reshape(-1, 4, 32, 4).transpose(1, 2).reshape(-1, 32, 16).flatten()
-    return out.view(s.dtype) if u is not s else out
-
-
 def _expand(s: torch.Tensor, rows: int, K: int, row_block: int, k_block: int) -> torch.Tensor:
     """[ceil(rows/rb), ceil(K/kb)] block scales -> per element [rows, K]."""
     return s.repeat_interleave(row_block, 0)[:rows].repeat_interleave(k_block, 1)[:, :K]
@@ -583,13 +497,13 @@ def _expand(s: torch.Tensor, rows: int, K: int, row_block: int, k_block: int) ->
 def dequant_scale_ref(s, recipe: int, rows: int, K: int, *, api: str, operand: str, swizzled: bool = False):
     """Per-element fp64 scales [rows, K] of one operand in its [rows, K] frame (A: [M, K]; B: Bᵀ [N, K])."""
     if recipe == TENSORWISE:
-        return decode_scale_ref(s).reshape(1, 1).expand(rows, K)
+        return dequant_ref(s).reshape(1, 1).expand(rows, K)
     if recipe == ROWWISE:
-        return decode_scale_ref(s).reshape(rows, 1).expand(rows, K)
+        return dequant_ref(s).reshape(rows, 1).expand(rows, K)
     if recipe in (BLOCK_1x32, BLOCK_1x16):
         g = 32 if recipe == BLOCK_1x32 else 16
         kg = _cdiv(K, g)
-        d = decode_scale_ref(s)
+        d = dequant_ref(s)
         d = unswizzle(d, rows, kg) if swizzled else d.reshape(rows, kg)
         return _expand(d, rows, K, 1, g)
     kb = _cdiv(K, 128)
@@ -605,8 +519,8 @@ def dequant_scale_ref(s, recipe: int, rows: int, K: int, *, api: str, operand: s
 def scaled_mm_ref(a, b, scale_a, scale_b, recipe_a: int, recipe_b: int, *, api: str = "v1", swizzle_a=False,
                   swizzle_b=False, bias=None, out_dtype=None, scale_result=None, global_a=None, global_b=None):
     """fp64 dequantise-then-matmul reference for ``_scaled_mm`` (api "v1") / ``_scaled_mm_v2`` (api "v2")."""
-    A = dequant_values(a, 1)                      # [M, K]
-    Bt = dequant_values(b.t(), 1)                 # [N, K]
+    A = dequant_ref(a, 1)                         # [M, K]
+    Bt = dequant_ref(b.t(), 1)                    # [N, K]
     M, K = A.shape
     N = Bt.shape[0]
     A = A * dequant_scale_ref(scale_a, recipe_a, M, K, api=api, operand="a", swizzled=swizzle_a)

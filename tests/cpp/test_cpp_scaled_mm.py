@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import flaggems
+from flaggems.formats import swizzle_scales
 from flaggems.ops import scaled_mm as S
 from flaggems.testing import assert_close, run_gems
 
@@ -60,7 +61,7 @@ def _mx_inputs(M, N, K, fp4, g):
         b = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, generator=g).view(FP4).t()
     else:
         a, b = _fp8((M, K), g), _fp8((N, K), g).t()
-    sa, sb = S.swizzle_scales(_e8m0((M, kg), g)), S.swizzle_scales(_e8m0((N, kg), g))
+    sa, sb = swizzle_scales(_e8m0((M, kg), g)), swizzle_scales(_e8m0((N, kg), g))
     return a, b, sa, sb
 
 
