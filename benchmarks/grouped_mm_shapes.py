@@ -96,7 +96,7 @@ def run(quick: bool = True, models: Optional[List[str]] = None, shared_weights: 
     experts (8-34 GB per tensor at full size): right for a smoke run, optimistic for memory traffic.
     """
     import flaggems
-    from flaggems.ops import grouped_mm, scaled_mm  # noqa: F401  (declare the ops)
+    from flaggems.ops import gemm  # noqa: F401  (declares the ops)
 
     device = flaggems.vendor().device_type
     shared = quick if shared_weights is None else shared_weights

@@ -33,6 +33,7 @@ import torch
 
 import flaggems  # noqa: F401  (selects the vendor, then declares torch.ops.flaggems.* via flaggems.deepseek)
 import flaggems.deepseek  # noqa: F401
+import flaggems.ops.gemm  # noqa: F401  (declares fp8_gemm / fp4_gemm)
 
 __all__ = ["act_quant", "fp4_act_quant", "fp8_gemm", "fp4_gemm", "sparse_attn", "hc_split_sinkhorn",
            "hadamard_transform", "install", "uninstall", "installed", "KERNEL_NAMES"]

@@ -11,7 +11,7 @@ a's dtype (default) or float32.
 for the modes :func:`aten_supports` accepts: 2D x 3D with offs and 3D x 3D without, CPU tensors, a and b of
 one dtype (bf16 / fp16 / fp32), out_dtype None or a's dtype (torch's rule), no bias. Same semantics as the
 Triton implementation: rows past offs[-1] are zero; offs that decrease or pass the row count raise RuntimeError
-(clamped instead where flaggems.ops.grouped_mm._host_checkable says offs are not host-readable).
+(clamped instead where flaggems.ops.gemm.grouped._host_checkable says offs are not host-readable).
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def aten_supports(a, b, offs=None, bias=None, out_dtype=None):
 
 def grouped_mm_aten(a, b, offs=None, bias=None, out_dtype=None):
     """``aten::_grouped_mm`` on CPU (modes / dtypes per :func:`aten_supports`)."""
-    from flaggems.ops import grouped_mm as _tri  # the Triton implementation's host-check rule, shared
+    from flaggems.ops.gemm import grouped as _tri  # the Triton implementation's host-check rule, shared
 
     # offsets the Triton launcher would not read on host are clamped in the kernel, as its kernel does
     clamp = offs is not None and not _tri._host_checkable(offs)

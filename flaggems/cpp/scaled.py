@@ -26,7 +26,7 @@ _OUT = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def _plan(a, b, scale_a, scale_b):
-    from flaggems.ops import scaled_mm as S
+    from flaggems.ops.gemm import scaled as S
 
     return S.plan_v1(a, b, scale_a, scale_b)
 
@@ -34,7 +34,7 @@ def _plan(a, b, scale_a, scale_b):
 def supports(a, b, scale_a, scale_b, bias=None, scale_result=None, out_dtype=None, use_fast_accum=False,
              out=None):
     """Registry predicate: None if the C++ kernel serves this call exactly, else a short reason."""
-    from flaggems.ops import scaled_mm as S
+    from flaggems.ops.gemm import scaled as S
 
     r = S._v1_reason(a, b, scale_a, scale_b, bias, scale_result, out_dtype, use_fast_accum, out)
     if r is not None:
@@ -65,7 +65,7 @@ def _spec(sc, group):
 
 def _run(a, b, scale_a, scale_b, bias, out):
     """out[M, N] (fp32 / bf16 / fp16, contiguous) = scaled(a @ b) [+ bias]; arguments accepted by supports."""
-    from flaggems.ops import scaled_mm as S
+    from flaggems.ops.gemm import scaled as S
 
     plan = _plan(a, b, scale_a, scale_b)
     fp4 = a.dtype == S.FP4

@@ -1,3 +1,3 @@
 """ATen op implementations. Importing this package declares them in the registry (after vendor selection)."""
-from . import (attention, copy, grouped_mm, indexing, mm, pointwise_more, pointwise_ops, reduce_more, reduction,  # noqa: F401
-               scaled_mm, softmax, sort)
+from . import (attention, copy, gemm, indexing, pointwise_more, pointwise_ops, reduce_more, reduction,  # noqa: F401
+               softmax, sort)

@@ -9,8 +9,8 @@ import torch
 
 import flaggems
 import flaggems.compat.deepseek_v4 as dsv4
-import flaggems.deepseek.fp4_gemm as G4
-import flaggems.deepseek.fp8_gemm as G8
+import flaggems.ops.gemm.fp4_gemm as G4
+import flaggems.ops.gemm.fp8_gemm as G8
 import flaggems.deepseek.quant as Q
 from flaggems.formats import e8m0_to_float_ref, unpack_fp4_ref
 

@@ -1,11 +1,11 @@
 """aten::_scaled_mm, cpp kind (csrc/scaled_mm.cpp): blockwise 1x128 / 128x128 and MXFP8 / MXFP4 recipes against
-the fp64 references of flaggems/ops/scaled_mm.py and against the Triton implementation; every SIMD path."""
+the fp64 references of flaggems/ops/gemm/scaled.py and against the Triton implementation; every SIMD path."""
 import pytest
 import torch
 
 import flaggems
 from flaggems.formats import swizzle_scales
-from flaggems.ops import scaled_mm as S
+from flaggems.ops.gemm import scaled as S
 from flaggems.testing import assert_close, run_gems
 
 E4M3, E8M0, FP4 = torch.float8_e4m3fn, torch.float8_e8m0fnu, torch.float4_e2m1fn_x2

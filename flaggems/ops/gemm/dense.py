@@ -11,10 +11,10 @@ import torch
 import triton
 import triton.language as tl
 
-from .. import runtime
-from ..registry import implement
-from ..runtime import autotune
-from . import elementwise as ew
+from ... import runtime
+from ...registry import implement
+from ...runtime import autotune
+from .. import elementwise as ew
 
 FLOAT = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 _DEFAULTS = [{"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}]

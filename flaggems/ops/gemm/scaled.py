@@ -45,11 +45,11 @@ import torch
 import triton
 import triton.language as tl
 
-from .. import registry, runtime
-from ..registry import implement
-from ..runtime import autotune
-from . import grouped_mm as _gmm
-from ..formats import (DOT_SCALED_FORMAT, E4M3, E8M0, FP4, FP8_VALUES, decode_scale, dequant_ref, e2m1_to_f32,
+from ... import registry, runtime
+from ...registry import implement
+from ...runtime import autotune
+from . import grouped as _gmm
+from ...formats import (DOT_SCALED_FORMAT, E4M3, E8M0, FP4, FP8_VALUES, decode_scale, dequant_ref, e2m1_to_f32,
                        swizzled_offset, unswizzle)
 
 FP8 = FP8_VALUES
@@ -403,7 +403,7 @@ _GPU_DEFAULTS = [
 
 
 def _use_dot_scaled(plan: Plan, a, b) -> bool:
-    from ..vendors import active as vendor
+    from ...vendors import active as vendor
 
     if plan.kmode != 2 or plan.sa.fmt != 1 or runtime.interpreting():
         return False
@@ -435,7 +435,7 @@ def launch(a3, b3, out3, plan: Plan, *, bias=None, scale_result=None, batch_stri
     use_ds = _use_dot_scaled(plan, a3, b3) if dot_scaled is None else dot_scaled
     a_k = a3.view(torch.uint8) if a_fp4 else a3
     b_k = b3.view(torch.uint8) if b_fp4 else b3
-    from ..vendors import active as vendor
+    from ...vendors import active as vendor
 
     cast = (not a_fp4) and (a3.dtype != b3.dtype or not vendor().capabilities.fp8)
     group = plan.group if plan.kmode else 0
@@ -754,7 +754,7 @@ def _registrable(name: str) -> bool:
         return False
     if getattr(registry, "MISSING_NATIVE_OK", False):
         return True
-    from ..vendors import active as vendor
+    from ...vendors import active as vendor
 
     return torch._C._dispatch_has_kernel_for_dispatch_key(name, vendor().dispatch_key)
 

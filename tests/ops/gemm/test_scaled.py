@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import flaggems
 from flaggems import registry
 from flaggems.formats import swizzle_scales, unpack_fp4_ref, unswizzle
-from flaggems.ops import scaled_mm as S
+from flaggems.ops.gemm import scaled as S
 from flaggems.testing import assert_close, run_gems
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2

@@ -230,7 +230,7 @@ def _impl(a, a_s, b, b_s, out_dtype=None):
 
 
 def _register():
-    from flaggems.deepseek.fp8_gemm import GEMM_SCHEMA, gemm_fake
+    from flaggems.ops.gemm.fp8_gemm import GEMM_SCHEMA, gemm_fake
     from flaggems.registry import custom_op, implement
 
     custom_op("flaggems::fp4_gemm", GEMM_SCHEMA, reference=fp4_gemm_ref, fake=gemm_fake, check=_check)

@@ -25,11 +25,11 @@ import torch
 import triton
 import triton.language as tl
 
-from .. import runtime
-from ..registry import implement
-from ..runtime import autotune
-from . import elementwise as ew
-from . import mm as _mm
+from ... import runtime
+from ...registry import implement
+from ...runtime import autotune
+from .. import elementwise as ew
+from . import dense as _mm
 
 FLOAT = frozenset({torch.float16, torch.bfloat16, torch.float32})
 _GPU_DEFAULTS = [
@@ -152,7 +152,7 @@ def _gmm_k_kernel(a_ptr, b_ptr, c_ptr, offs_ptr, sa_ptr, sb_ptr,
 
 
 # ----------------------------------------------------------------------------------------------------------
-# launchers (shared with flaggems.ops.scaled_mm)
+# launchers (shared with flaggems.ops.gemm.scaled)
 
 def _p2(n: int) -> int:
     return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
@@ -170,7 +170,7 @@ def _cast_needed(a: torch.Tensor, b: torch.Tensor) -> bool:
     """fp8 operands: dot them natively when both share one fp8 type and the vendor has fp8, else via bf16."""
     if a.dtype.itemsize != 1:
         return False
-    from ..vendors import active as vendor
+    from ...vendors import active as vendor
 
     return a.dtype != b.dtype or not vendor().capabilities.fp8
 
@@ -312,7 +312,7 @@ def run_grouped(a, b, offs, out, *, scales=None, op="grouped_mm"):
     # 3D x 3D
     if sa is None:
         return _mm._launch(a, b, out)
-    from . import scaled_mm as _smm
+    from . import scaled as _smm
     return _smm.launch_batched_rowwise(a, b, sa, sb, out)
 
 
