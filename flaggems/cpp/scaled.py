@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from flaggems.formats import FP4
+
 from ._ext import DTYPE_CODES, contig, lib, nthreads
 
 SERVED = frozenset({"block_1x128_128x128", "block_128x128_1x128", "block_1x128_1x128", "mxfp8", "mxfp4"})
@@ -42,12 +44,12 @@ def supports(a, b, scale_a, scale_b, bias=None, scale_result=None, out_dtype=Non
     ts = [a, b, scale_a, scale_b, bias, scale_result, out]
     if not all(t is None or t.device.type == "cpu" for t in ts):
         return "cpp scaled_mm runs on CPU tensors only"
-    if not ((a.dtype == b.dtype == torch.float8_e4m3fn) or (S.FP4 is not None and a.dtype == b.dtype == S.FP4)):
+    if not ((a.dtype == b.dtype == torch.float8_e4m3fn) or (FP4 is not None and a.dtype == b.dtype == FP4)):
         return "operands must both be float8_e4m3fn or both float4_e2m1fn_x2"
     dt = out.dtype if out is not None else (out_dtype or a.dtype)
     if dt not in _OUT:
         return f"output dtype {dt} (cpp serves fp32 / bf16 / fp16)"
-    K = a.shape[1] * (2 if a.dtype == S.FP4 else 1)
+    K = a.shape[1] * (2 if a.dtype == FP4 else 1)
     if K == 0 or K % 32:
         return "K must be a positive multiple of 32"
     plan = _plan(a, b, scale_a, scale_b)
@@ -68,7 +70,7 @@ def _run(a, b, scale_a, scale_b, bias, out):
     from flaggems.ops.gemm import scaled as S
 
     plan = _plan(a, b, scale_a, scale_b)
-    fp4 = a.dtype == S.FP4
+    fp4 = a.dtype == FP4
     M, N = a.shape[0], b.shape[1]
     K = a.shape[1] * (2 if fp4 else 1)
     if M == 0 or N == 0:
@@ -81,8 +83,8 @@ def _run(a, b, scale_a, scale_b, bias, out):
         bias = contig(bias.reshape(-1))
         assert bias.numel() == N and bias.dtype in _OUT
     sa, sb = plan.sa, plan.sb
-    assert plan.group in (32, 128) and sa.div in (1, 128) and sb.div in (1, 128)
-    lib().scaled_mm_block(fp4, M, N, K, a2.data_ptr(), bt.data_ptr(), *_spec(sa, plan.group), *_spec(sb, plan.group),
+    assert sa.group in (32, 128) and sa.div in (1, 128) and sb.div in (1, 128)
+    lib().scaled_mm_block(fp4, M, N, K, a2.data_ptr(), bt.data_ptr(), *_spec(sa, sa.group), *_spec(sb, sb.group),
                           bias.data_ptr() if bias is not None else 0,
                           DTYPE_CODES[bias.dtype] if bias is not None else 0, int(bias is not None),
                           out.data_ptr(), DTYPE_CODES[out.dtype], nthreads())

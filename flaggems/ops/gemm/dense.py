@@ -1,106 +1,26 @@
 """Dense matmul family: C = alpha * (A @ B) + beta * bias.
 
-mm: C[M,N] = A[M,K] B[K,N]; bmm: batched; addmm: beta*self + alpha*(A@B) with self broadcast to [M,N].
-Tiled Triton GEMM with an fp32 accumulator (fp64 for fp64), any strides (transposed operands are read in
-place), grouped tile ordering for L2 reuse, K masked so it need not be a multiple of the tile. fp32 inputs use
-IEEE products unless torch allows TF32 on the device (``torch.backends.cuda.matmul.allow_tf32``).
+mm: C[M,N] = A[M,K] B[K,N]; bmm: batched; addmm: beta*self + alpha*(A@B) with self broadcast to [M,N]; mv, dot,
+vdot, addmv, baddbmm, addbmm and the .out overloads. All are the unscaled plan of the GEMM kernel
+(flaggems/ops/gemm/kernel.py): fp32 accumulator (fp64 for fp64), any strides (transposed operands are read in
+place), K masked so it need not be a multiple of the tile. fp32 inputs use IEEE products unless torch allows
+TF32 on the device (``torch.backends.cuda.matmul.allow_tf32``).
 """
 from __future__ import annotations
 
 import torch
-import triton
-import triton.language as tl
 
-from ... import runtime
 from ...registry import implement
-from ...runtime import autotune
-from .. import elementwise as ew
+from .plan import Plan, Tiles, launch, precision
 
 FLOAT = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
-_DEFAULTS = [{"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}]
-
-
-@triton.jit
-def _mm_kernel(a_ptr, b_ptr, c_ptr, bias_ptr, M, N, K,
-               sab, sam, sak, sbb, sbk, sbn, scb, scm, scn, sbias_b, sbias_m, sbias_n,
-               alpha, beta,
-               HAS_BIAS: tl.constexpr, SCALE: tl.constexpr, ACC: tl.constexpr, PRECISION: tl.constexpr,
-               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
-    pid = tl.program_id(0)
-    batch = tl.program_id(1).to(tl.int64)
-    num_m = tl.cdiv(M, BLOCK_M)
-    num_n = tl.cdiv(N, BLOCK_N)
-    # grouped ordering: GROUP_M row-tiles share each column tile while it is hot in L2
-    group = GROUP_M * num_n
-    first_m = (pid // group) * GROUP_M
-    size_m = tl.minimum(num_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % group) % size_m
-    pid_n = (pid % group) // size_m
-    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    rk = tl.arange(0, BLOCK_K)
-    a_base = a_ptr + batch * sab + rm[:, None].to(tl.int64) * sam
-    b_base = b_ptr + batch * sbb + rn[None, :].to(tl.int64) * sbn
-    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=ACC)
-    for k0 in range(0, K, BLOCK_K):
-        kk = k0 + rk
-        a = tl.load(a_base + kk[None, :].to(tl.int64) * sak, mask=(rm[:, None] < M) & (kk[None, :] < K), other=0.0)
-        b = tl.load(b_base + kk[:, None].to(tl.int64) * sbk, mask=(kk[:, None] < K) & (rn[None, :] < N), other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION, out_dtype=ACC)
-    if SCALE:
-        acc = acc * alpha
-    cmask = (rm[:, None] < M) & (rn[None, :] < N)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + batch * sbias_b + rm[:, None].to(tl.int64) * sbias_m
-                       + rn[None, :].to(tl.int64) * sbias_n, mask=cmask, other=0.0)
-        acc = acc + bias.to(ACC) * beta
-    c = c_ptr + batch * scb + rm[:, None].to(tl.int64) * scm + rn[None, :].to(tl.int64) * scn
-    tl.store(c, acc.to(c_ptr.dtype.element_ty), mask=cmask)
-
-
-def _precision(dtype: torch.dtype) -> str:
-    if dtype is torch.float32 and not runtime.interpreting():
-        if torch.backends.cuda.matmul.allow_tf32:
-            return "tf32"
-    return "ieee"
+TILES = Tiles("mm", {"": [{"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}]})
 
 
 def _launch(a, b, c, bias=None, alpha=1.0, beta=1.0):
     """c[bt] = alpha * a[bt] @ b[bt] (+ beta * bias[bt]); tensors are 3-D [B, ., .] (strides may be 0)."""
-    B, M, K = a.shape
-    N = b.shape[2]
-    if c.numel() == 0:
-        return c
-    acc = torch.float64 if a.dtype is torch.float64 else torch.float32
-    has_bias = bias is not None and beta != 0
-    bias_t = bias if has_bias else c
-    bias_strides = (bias.stride(0), bias.stride(1), bias.stride(2)) if has_bias else (0, 0, 0)
-    key = (autotune.bucket(M), autotune.bucket(N), autotune.bucket(K), str(a.dtype))
-
-    def run(cfg):
-        meta, opts = autotune.split_launch_options(cfg)
-        if runtime.interpreting():
-            # fewer, larger programs: the interpreter pays per program, not per FLOP
-            meta = dict(meta, BLOCK_M=min(meta["BLOCK_M"], max(16, triton.next_power_of_2(M))),
-                        BLOCK_N=min(meta["BLOCK_N"], max(16, triton.next_power_of_2(N))),
-                        BLOCK_K=min(meta["BLOCK_K"], max(16, triton.next_power_of_2(K))))
-        grid = (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]), B)
-        with runtime.device_guard(a):
-            _mm_kernel[grid](a, b, c, bias_t, M, N, K,
-                             a.stride(0), a.stride(1), a.stride(2), b.stride(0), b.stride(1), b.stride(2),
-                             c.stride(0), c.stride(1), c.stride(2), *bias_strides,
-                             float(alpha), float(beta),
-                             HAS_BIAS=has_bias, SCALE=alpha != 1, ACC=ew.tl_dtype(acc),
-                             PRECISION=_precision(a.dtype), **meta, **opts)
-
-    if K == 0:
-        # empty inner dim: A@B is zeros, the bias term still applies
-        c.zero_()
-        if has_bias:
-            c.add_(bias.expand_as(c) * beta if beta != 1 else bias.expand_as(c))
-        return c
-    run(autotune.choose("mm", key, autotune.candidates("mm", _DEFAULTS), run))
-    return c
+    plan = Plan(TILES, acc=torch.float64 if a.dtype is torch.float64 else torch.float32, precision=precision(a.dtype))
+    return launch(plan, a, b, c, bias=bias, alpha=alpha, beta=beta)
 
 
 def _supports_mm(a, b, *, out=None):

@@ -10,6 +10,7 @@ import flaggems
 from flaggems import registry
 from flaggems.formats import swizzle_scales, unpack_fp4_ref, unswizzle
 from flaggems.ops.gemm import scaled as S
+from flaggems.ops.gemm.plan import launch
 from flaggems.testing import assert_close, run_gems
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
@@ -191,7 +192,7 @@ def test_mxfp4_dot_scaled_path():
     a, b = _fp4((M, K // 2)), _fp4((N, K // 2)).t()
     sa, sb = swizzle_scales(_e8m0((M, K // 32))), swizzle_scales(_e8m0((N, K // 32)))
     out = torch.empty(M, N, dtype=torch.float32)
-    S.launch(a.unsqueeze(0), b.unsqueeze(0), out.unsqueeze(0), S.plan_v1(a, b, sa, sb), dot_scaled=True)
+    launch(S.plan_v1(a, b, sa, sb)._replace(dot_scaled=True), a.unsqueeze(0), b.unsqueeze(0), out.unsqueeze(0))
     _close(out, S.scaled_mm_ref(a, b, sa, sb, S.BLOCK_1x32, S.BLOCK_1x32, swizzle_a=True, swizzle_b=True), K)
 
 
