@@ -8,8 +8,8 @@ missing compiler: there is no silent fallback to something slower.
 Registered here (the ops are declared by flaggems.deepseek, which flaggems imports first):
 fp8_gemm, fp4_gemm, act_quant(+_inplace), fp4_act_quant(+_inplace), sparse_attn, moe_gate, moe_gate_hash,
 hc_split_sinkhorn, hadamard_transform, and ``aten::_grouped_mm`` (its MoE modes, 2D x 3D with offs and 3D x 3D;
-see flaggems/cpp/grouped.py ``aten_supports``) and ``aten::_scaled_mm`` (+ ``.out``) for its blockwise and
-MXFP8 / MXFP4 recipes (flaggems/cpp/scaled.py ``supports``). ``grouped_mm`` is also exposed as a plain function.
+see flaggems/cpp/grouped_mm.py ``aten_supports``) and ``aten::_scaled_mm`` (+ ``.out``) for its blockwise and
+MXFP8 / MXFP4 recipes (flaggems/cpp/scaled_mm.py ``supports``). ``grouped_mm`` is also exposed as a plain function.
 """
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ import torch
 
 from ._ext import CppExtensionError, available, error, lib  # noqa: F401
 from .attn import sparse_attn_cpp
-from .gemm import fp4_gemm_cpp, fp8_gemm_cpp
-from .grouped import aten_supports as grouped_mm_aten_supports
-from .grouped import grouped_mm, grouped_mm_aten, grouped_mm_cpp, supports as grouped_mm_supports  # noqa: F401
+from .gemm_lowp import fp4_gemm_cpp, fp8_gemm_cpp  # noqa: F401
+from .grouped_mm import aten_supports as grouped_mm_aten_supports  # noqa: F401
+from .grouped_mm import grouped_mm, grouped_mm_aten, grouped_mm_cpp, supports as grouped_mm_supports  # noqa: F401
 from .misc import hadamard_transform_cpp, hc_split_sinkhorn_cpp
 from .moe import moe_gate_cpp, moe_gate_hash_cpp
 from .quant import act_quant_cpp, act_quant_inplace_cpp, fp4_act_quant_cpp, fp4_act_quant_inplace_cpp
-from .scaled import scaled_mm_cpp, scaled_mm_out_cpp
-from .scaled import supports as scaled_mm_supports
+from .scaled_mm import scaled_mm_cpp, scaled_mm_out_cpp  # noqa: F401
+from .scaled_mm import supports as scaled_mm_supports  # noqa: F401
 
 _F = {torch.float32, torch.bfloat16, torch.float16}
 _I = {torch.int32, torch.int64}
@@ -32,9 +32,6 @@ _E8 = torch.float8_e8m0fnu
 _E4 = torch.float8_e4m3fn
 
 IMPLS = {
-    "flaggems::fp8_gemm": (fp8_gemm_cpp, {_E4, _E8, torch.float32}),
-    "flaggems::fp4_gemm": (fp4_gemm_cpp, {_E4, _E8, torch.float32, torch.float4_e2m1fn_x2, torch.int8,
-                                          torch.uint8}),
     "flaggems::act_quant": (act_quant_cpp, _F),
     "flaggems::act_quant_inplace": (act_quant_inplace_cpp, _F),
     "flaggems::fp4_act_quant": (fp4_act_quant_cpp, _F),
@@ -52,13 +49,6 @@ def _register() -> None:
 
     for op, (fn, dtypes) in IMPLS.items():
         implement(op, kind="cpp", dtypes=dtypes)(fn)
-    # offs is int32; the float dtypes are checked together (a.dtype == b.dtype) by the predicate
-    implement("aten::_grouped_mm", kind="cpp", dtypes=_F | {torch.int32},
-              supports=grouped_mm_aten_supports)(grouped_mm_aten)
-    # blockwise (1x128 / 128x128, fp32 scales) and MXFP8 / MXFP4 recipes; the rest goes on to Triton
-    implement("aten::_scaled_mm", kind="cpp", decodes=("fp8", "fp4"), supports=scaled_mm_supports)(scaled_mm_cpp)
-    implement("aten::_scaled_mm.out", kind="cpp", decodes=("fp8", "fp4"),
-              supports=scaled_mm_supports)(scaled_mm_out_cpp)
 
 
 _register()

@@ -133,7 +133,7 @@ def _common_reason(a, b, bias, out_dtype, out=None):
     return None
 
 
-def _v1_reason(a, b, scale_a, scale_b, bias=None, scale_result=None, out_dtype=None, use_fast_accum=False,
+def v1_reason(a, b, scale_a, scale_b, bias=None, scale_result=None, out_dtype=None, use_fast_accum=False,
                out=None):
     r = _common_reason(a, b, bias, out_dtype, out)
     if r:
@@ -158,13 +158,13 @@ def _run_v1(a, b, scale_a, scale_b, bias, scale_result, out):
     return out
 
 
-@implement("aten::_scaled_mm", kind="triton", requires=("fp8",), supports=_v1_reason)
+@implement("aten::_scaled_mm", kind="triton", requires=("fp8",), supports=v1_reason)
 def scaled_mm(a, b, scale_a, scale_b, bias=None, scale_result=None, out_dtype=None, use_fast_accum=False):
     out = torch.empty((a.shape[0], b.shape[1]), dtype=out_dtype or a.dtype, device=a.device)
     return _run_v1(a, b, scale_a, scale_b, bias, scale_result, out)
 
 
-@implement("aten::_scaled_mm.out", kind="triton", requires=("fp8",), supports=_v1_reason)
+@implement("aten::_scaled_mm.out", kind="triton", requires=("fp8",), supports=v1_reason)
 def scaled_mm_out(a, b, scale_a, scale_b, bias=None, scale_result=None, out_dtype=None, use_fast_accum=False,
                   *, out):
     return _run_v1(a, b, scale_a, scale_b, bias, scale_result, out)
