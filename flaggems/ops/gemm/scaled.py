@@ -24,7 +24,6 @@ from __future__ import annotations
 import torch
 
 from ...formats import E8M0, FP8_VALUES, dequant_ref, is_fp4, unswizzle
-from ... import registry
 from ...registry import aten_op_exists, implement
 from . import grouped
 from .plan import ON_ACC, Plan, Scale, fp8_dot, launch
@@ -211,8 +210,8 @@ if aten_op_exists("aten::_scaled_mm_v2.out"):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# aten::_scaled_grouped_mm (rowwise fp8), where the op exists and a native kernel (or the registry's
-# missing-kernel support) lets us register it at the vendor's dispatch key
+# aten::_scaled_grouped_mm (rowwise fp8), wherever the op exists (the registry serves ops torch has no kernel
+# for at the vendor's key, e.g. on CPU)
 
 def _grouped_check(a, b, scale_a, scale_b, offs, bias, scale_result, out_dtype):
     """Raise like torch's CUDA checks for a rowwise _scaled_grouped_mm call."""
@@ -292,6 +291,11 @@ def scaled_grouped_mm_impl(a, b, scale_a, scale_b, offs=None, bias=None, scale_r
     return out
 
 
+if aten_op_exists("aten::_scaled_grouped_mm"):
+    implement("aten::_scaled_grouped_mm", kind="triton", requires=("fp8",), supports=_grouped_reason)(
+        scaled_grouped_mm_impl)
+
+
 def _grouped_v2_reason(a, b, scale_a, recipe_a, swizzle_a, scale_b, recipe_b, swizzle_b, offs=None, bias=None,
                        out_dtype=None, contraction_dim=(), use_fast_accum=False):
     if len(scale_a) != 1 or len(scale_b) != 1 or list(recipe_a) != [ROWWISE] or list(recipe_b) != [ROWWISE]:
@@ -307,20 +311,6 @@ def scaled_grouped_mm_v2_impl(a, b, scale_a, recipe_a, swizzle_a, scale_b, recip
     return scaled_grouped_mm_impl(a, b, scale_a[0], scale_b[0], offs, bias, None, out_dtype, use_fast_accum)
 
 
-def _registrable(name: str) -> bool:
-    """Op exists here and either has a kernel at the vendor's key or the registry can patch ops without one."""
-    if not registry.aten_op_exists(name):
-        return False
-    if getattr(registry, "MISSING_NATIVE_OK", False):
-        return True
-    from ...vendors import active as vendor
-
-    return torch._C._dispatch_has_kernel_for_dispatch_key(name, vendor().dispatch_key)
-
-
-if _registrable("aten::_scaled_grouped_mm"):
-    implement("aten::_scaled_grouped_mm", kind="triton", requires=("fp8",), supports=_grouped_reason)(
-        scaled_grouped_mm_impl)
-if _registrable("aten::_scaled_grouped_mm_v2"):
+if aten_op_exists("aten::_scaled_grouped_mm_v2"):
     implement("aten::_scaled_grouped_mm_v2", kind="triton", requires=("fp8",), supports=_grouped_v2_reason)(
         scaled_grouped_mm_v2_impl)
