@@ -39,20 +39,21 @@ FP4_DTYPES = _dtypes("float4_e2m1fn_x2")
 # magnitudes of the e2m1 codes 0..7 (bit 3 is the sign)
 E2M1_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
-# scale formats as kernels see them (a constexpr), and the byte / value that encodes 1.0 in each: what a
-# masked scale load reads, so masked lanes stay finite
-SCALE_F32, SCALE_E8M0, SCALE_E4M3 = 0, 1, 2
-SCALE_ONE = {SCALE_F32: 1.0, SCALE_E8M0: 127, SCALE_E4M3: 56}
+# how a kernel turns stored values into fp32 (a constexpr code): as loaded (any float dtype, fp8 included),
+# e8m0 / e4m3fn bytes decoded with integer ops, or e2m1 codes packed two per byte along K
+AS_LOADED, E8M0_BYTES, E4M3_BYTES, E2M1_PAIRS = 0, 1, 2, 3
+# the stored 1.0 of each scale format: what masked scale loads read, so masked lanes stay finite
+ONE = {AS_LOADED: 1.0, E8M0_BYTES: 127, E4M3_BYTES: 56}
 
 # operand formats of tl.dot_scaled by torch dtype (packed fp4 is "e2m1")
 DOT_SCALED_FORMAT = {E4M3: "e4m3", E5M2: "e5m2"}
 
 
 def scale_format(dtype: torch.dtype) -> int:
-    """The kernel scale-format code of a scale tensor's dtype (fp32, e8m0 or e4m3fn)."""
+    """The format code of a scale tensor's dtype (fp32 as loaded, e8m0 or e4m3fn bytes)."""
     if E8M0 is not None and dtype == E8M0:
-        return SCALE_E8M0
-    return SCALE_E4M3 if dtype == E4M3 else SCALE_F32
+        return E8M0_BYTES
+    return E4M3_BYTES if dtype == E4M3 else AS_LOADED
 
 
 def is_fp4(t: torch.Tensor) -> bool:
@@ -95,8 +96,8 @@ def e2m1_to_f32(code):
 
 
 @triton.jit
-def decode_scale(v, FMT: tl.constexpr):
-    """Scale values -> fp32 by format: SCALE_F32 (as loaded), SCALE_E8M0 or SCALE_E4M3 (bytes)."""
+def decode(v, FMT: tl.constexpr):
+    """Stored values -> fp32 by format code: AS_LOADED, E8M0_BYTES or E4M3_BYTES (scales, fp8 operands)."""
     if FMT == 1:
         out = e8m0_to_f32(v)
     elif FMT == 2:

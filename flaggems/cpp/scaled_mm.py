@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..formats import E4M3, FP4, SCALE_E8M0, SCALE_F32, is_fp4
+from ..formats import AS_LOADED, E4M3, E8M0_BYTES, FP4, is_fp4
 from ..ops.gemm.recipes import plan_v1
 from ..ops.gemm.scaled import v1_reason
 from ..registry import implement
@@ -49,13 +49,13 @@ def supports(a, b, scale_a, scale_b, bias=None, scale_result=None, out_dtype=Non
     plan = plan_v1(a, b, scale_a, scale_b)
     if plan.name not in SERVED:
         return f"recipe {plan.name} not in the cpp kernel"
-    if plan.sa.fmt not in (SCALE_F32, SCALE_E8M0) or plan.sb.fmt not in (SCALE_F32, SCALE_E8M0):
+    if plan.sa.fmt not in (AS_LOADED, E8M0_BYTES) or plan.sb.fmt not in (AS_LOADED, E8M0_BYTES):
         return "scale format"
     return None
 
 
 def _spec(sc):
-    return (sc.t.data_ptr(), int(sc.fmt == SCALE_E8M0), sc.s_row, sc.s_k, sc.div, sc.group, int(sc.swz))
+    return (sc.t.data_ptr(), int(sc.fmt == E8M0_BYTES), sc.s_row, sc.s_k, sc.div, sc.group, int(sc.swz))
 
 
 def _run(a, b, scale_a, scale_b, bias, out):

@@ -23,6 +23,10 @@ def _launch(a, b, c, bias=None, alpha=1.0, beta=1.0):
     return launch(plan, a, b, c, bias=bias, alpha=alpha, beta=beta)
 
 
+def _new(x, shape):
+    return torch.empty(shape, dtype=x.dtype, device=x.device)
+
+
 def _supports_mm(a, b, *, out=None):
     if a.dim() != 2 or b.dim() != 2:
         return "operands must be 2-D"
@@ -35,17 +39,15 @@ def _supports_mm(a, b, *, out=None):
     return None
 
 
-@implement("aten::mm.default", kind="triton", dtypes=FLOAT, supports=_supports_mm)
-def mm(a, b):
-    c = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device=a.device)
-    _launch(a.unsqueeze(0), b.unsqueeze(0), c.unsqueeze(0))
-    return c
-
-
 @implement("aten::mm.out", kind="triton", dtypes=FLOAT, supports=_supports_mm)
 def mm_out(a, b, *, out):
     _launch(a.unsqueeze(0), b.unsqueeze(0), out.unsqueeze(0))
     return out
+
+
+@implement("aten::mm.default", kind="triton", dtypes=FLOAT, supports=_supports_mm)
+def mm(a, b):
+    return mm_out(a, b, out=_new(a, (a.shape[0], b.shape[1])))
 
 
 def _supports_bmm(a, b, *, out=None):
@@ -58,15 +60,14 @@ def _supports_bmm(a, b, *, out=None):
     return None
 
 
-@implement("aten::bmm.default", kind="triton", dtypes=FLOAT, supports=_supports_bmm)
-def bmm(a, b):
-    c = torch.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=a.dtype, device=a.device)
-    return _launch(a, b, c)
-
-
 @implement("aten::bmm.out", kind="triton", dtypes=FLOAT, supports=_supports_bmm)
 def bmm_out(a, b, *, out):
     return _launch(a, b, out)
+
+
+@implement("aten::bmm.default", kind="triton", dtypes=FLOAT, supports=_supports_bmm)
+def bmm(a, b):
+    return bmm_out(a, b, out=_new(a, (a.shape[0], a.shape[1], b.shape[2])))
 
 
 def _bias_reason(bias, dtype, shape):
@@ -81,53 +82,59 @@ def _bias_reason(bias, dtype, shape):
     return None
 
 
-def _scalars_ok(alpha, beta):
-    if isinstance(alpha, complex) or isinstance(beta, complex):
-        return "complex scalars"
-    return None
+def _biased(product_reason, out_shape):
+    """Predicate of a ``beta * bias + alpha * product`` op: the product's rule, real scalars, a bias that
+    broadcasts to the output, and an ``out`` of the output's dtype and shape."""
+    def reason(bias, x, y, *, beta=1, alpha=1, out=None):
+        r = product_reason(x, y)
+        if r:
+            return r
+        if isinstance(alpha, complex) or isinstance(beta, complex):
+            return "complex scalars"
+        shape = out_shape(x, y)
+        r = _bias_reason(bias, x.dtype, shape)
+        if r:
+            return r
+        if out is not None and (out.dtype != x.dtype or tuple(out.shape) != shape):
+            return "out dtype/shape"
+        return None
+    return reason
 
 
-def _supports_addmm(bias, a, b, *, beta=1, alpha=1, out=None):
-    r = _supports_mm(a, b)
-    if r:
-        return r
-    r = _bias_reason(bias, a.dtype, (a.shape[0], b.shape[1])) or _scalars_ok(alpha, beta)
-    if r:
-        return r
-    if out is not None and (out.dtype != a.dtype or tuple(out.shape) != (a.shape[0], b.shape[1])):
-        return "out dtype/shape"
-    return None
+def _biased_out(run):
+    """The .out overload of a ``beta * bias + alpha * product`` op."""
+    def fn(bias, x, y, *, beta=1, alpha=1, out):
+        if beta != 0 and out.data_ptr() == bias.data_ptr():
+            # out aliases the bias (addmm_ style): compute into a temporary to avoid read-after-write races
+            return out.copy_(run(bias, x, y, beta, alpha, torch.empty_like(out)))
+        return run(bias, x, y, beta, alpha, out)
+    return fn
 
 
-def _addmm(bias, a, b, beta, alpha, c):
-    M, N = a.shape[0], b.shape[1]
-    bias3 = bias.expand(M, N).unsqueeze(0)
-    return _launch(a.unsqueeze(0), b.unsqueeze(0), c.unsqueeze(0), bias3, alpha=alpha, beta=beta)
+def _mm_shape(a, b):
+    return (a.shape[0], b.shape[1])
+
+
+def _addmm(bias, a, b, beta, alpha, out):
+    _launch(a.unsqueeze(0), b.unsqueeze(0), out.unsqueeze(0), bias.expand(out.shape).unsqueeze(0), alpha=alpha,
+            beta=beta)
+    return out
+
+
+_supports_addmm = _biased(_supports_mm, _mm_shape)
 
 
 @implement("aten::addmm.default", kind="triton", dtypes=FLOAT, supports=_supports_addmm)
 def addmm(bias, a, b, *, beta=1, alpha=1):
-    c = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device=a.device)
-    _addmm(bias, a, b, beta, alpha, c)
-    return c
+    return _addmm(bias, a, b, beta, alpha, _new(a, _mm_shape(a, b)))
 
 
-@implement("aten::addmm.out", kind="triton", dtypes=FLOAT, supports=_supports_addmm)
-def addmm_out(bias, a, b, *, beta=1, alpha=1, out):
-    if out.data_ptr() == bias.data_ptr() and (beta != 0):
-        # out aliases the bias (addmm_ style): compute into a temporary to avoid read-after-write races
-        tmp = torch.empty_like(out)
-        _addmm(bias, a, b, beta, alpha, tmp)
-        return out.copy_(tmp)
-    _addmm(bias, a, b, beta, alpha, out)
-    return out
+addmm_out = implement("aten::addmm.out", kind="triton", dtypes=FLOAT, supports=_supports_addmm)(_biased_out(_addmm))
 
 
 # ----------------------------------------------------------------------------------------------------------
 # the rest of the dense family: what matmul / einsum / linear reach at the device key besides mm/bmm/addmm
 # (matmul 2-D x 1-D -> mv, 1-D x 1-D -> dot; baddbmm / addbmm / addmv from user code and backward formulas)
-
-
 
 def _supports_mv(a, v, *, out=None):
     if a.dim() != 2 or v.dim() != 1 or a.dtype != v.dtype:
@@ -146,7 +153,7 @@ def _mv(a, v, out):
 
 @implement("aten::mv.default", kind="triton", dtypes=FLOAT, supports=_supports_mv)
 def mv(a, v):
-    return _mv(a, v, torch.empty((a.shape[0],), dtype=a.dtype, device=a.device))
+    return _mv(a, v, _new(a, (a.shape[0],)))
 
 
 @implement("aten::mv.out", kind="triton", dtypes=FLOAT, supports=_supports_mv)
@@ -171,24 +178,12 @@ def _dot(x, y, out):
 
 @implement(["aten::dot.default", "aten::vdot.default"], kind="triton", dtypes=FLOAT, supports=_supports_dot)
 def dot(x, y):
-    return _dot(x, y, torch.empty((), dtype=x.dtype, device=x.device))
+    return _dot(x, y, _new(x, ()))
 
 
 @implement(["aten::dot.out", "aten::vdot.out"], kind="triton", dtypes=FLOAT, supports=_supports_dot)
 def dot_out(x, y, *, out):
     return _dot(x, y, out)
-
-
-def _supports_addmv(bias, a, v, *, beta=1, alpha=1, out=None):
-    r = _supports_mv(a, v) or _scalars_ok(alpha, beta)
-    if r:
-        return r
-    r = _bias_reason(bias, a.dtype, (a.shape[0],))
-    if r:
-        return r
-    if out is not None and (out.dtype != a.dtype or tuple(out.shape) != (a.shape[0],)):
-        return "out dtype/shape"
-    return None
 
 
 def _addmv(bias, a, v, beta, alpha, out):
@@ -198,61 +193,36 @@ def _addmv(bias, a, v, beta, alpha, out):
     return out
 
 
+_supports_addmv = _biased(_supports_mv, lambda a, v: (a.shape[0],))
+
+
 @implement("aten::addmv.default", kind="triton", dtypes=FLOAT, supports=_supports_addmv)
 def addmv(bias, a, v, *, beta=1, alpha=1):
-    return _addmv(bias, a, v, beta, alpha, torch.empty((a.shape[0],), dtype=a.dtype, device=a.device))
+    return _addmv(bias, a, v, beta, alpha, _new(a, (a.shape[0],)))
 
 
-@implement("aten::addmv.out", kind="triton", dtypes=FLOAT, supports=_supports_addmv)
-def addmv_out(bias, a, v, *, beta=1, alpha=1, out):
-    if beta != 0 and out.data_ptr() == bias.data_ptr():
-        tmp = torch.empty_like(out)
-        return out.copy_(_addmv(bias, a, v, beta, alpha, tmp))
-    return _addmv(bias, a, v, beta, alpha, out)
-
-
-def _supports_baddbmm(bias, b1, b2, *, beta=1, alpha=1, out=None):
-    r = _supports_bmm(b1, b2) or _scalars_ok(alpha, beta)
-    if r:
-        return r
-    shape = (b1.shape[0], b1.shape[1], b2.shape[2])
-    r = _bias_reason(bias, b1.dtype, shape)
-    if r:
-        return r
-    if out is not None and (out.dtype != b1.dtype or tuple(out.shape) != shape):
-        return "out dtype/shape"
-    return None
+addmv_out = implement("aten::addmv.out", kind="triton", dtypes=FLOAT, supports=_supports_addmv)(_biased_out(_addmv))
 
 
 def _baddbmm(bias, b1, b2, beta, alpha, out):
-    return _launch(b1, b2, out, bias.expand(out.shape), alpha=alpha, beta=beta)
+    _launch(b1, b2, out, bias.expand(out.shape), alpha=alpha, beta=beta)
+    return out
+
+
+def _bmm_shape(b1, b2):
+    return (b1.shape[0], b1.shape[1], b2.shape[2])
+
+
+_supports_baddbmm = _biased(_supports_bmm, _bmm_shape)
 
 
 @implement("aten::baddbmm.default", kind="triton", dtypes=FLOAT, supports=_supports_baddbmm)
 def baddbmm(bias, b1, b2, *, beta=1, alpha=1):
-    out = torch.empty((b1.shape[0], b1.shape[1], b2.shape[2]), dtype=b1.dtype, device=b1.device)
-    return _baddbmm(bias, b1, b2, beta, alpha, out)
+    return _baddbmm(bias, b1, b2, beta, alpha, _new(b1, _bmm_shape(b1, b2)))
 
 
-@implement("aten::baddbmm.out", kind="triton", dtypes=FLOAT, supports=_supports_baddbmm)
-def baddbmm_out(bias, b1, b2, *, beta=1, alpha=1, out):
-    if beta != 0 and out.data_ptr() == bias.data_ptr():
-        tmp = torch.empty_like(out)
-        return out.copy_(_baddbmm(bias, b1, b2, beta, alpha, tmp))
-    return _baddbmm(bias, b1, b2, beta, alpha, out)
-
-
-def _supports_addbmm(bias, b1, b2, *, beta=1, alpha=1, out=None):
-    r = _supports_bmm(b1, b2) or _scalars_ok(alpha, beta)
-    if r:
-        return r
-    shape = (b1.shape[1], b2.shape[2])
-    r = _bias_reason(bias, b1.dtype, shape)
-    if r:
-        return r
-    if out is not None and (out.dtype != b1.dtype or tuple(out.shape) != shape):
-        return "out dtype/shape"
-    return None
+baddbmm_out = implement("aten::baddbmm.out", kind="triton", dtypes=FLOAT, supports=_supports_baddbmm)(
+    _biased_out(_baddbmm))
 
 
 def _addbmm(bias, b1, b2, beta, alpha, out):
@@ -260,20 +230,16 @@ def _addbmm(bias, b1, b2, beta, alpha, out):
     B, M, K = b1.shape
     a = b1.permute(1, 0, 2).reshape(M, B * K)
     b = b2.reshape(B * K, b2.shape[2])
-    _launch(a.unsqueeze(0), b.unsqueeze(0), out.unsqueeze(0), bias.expand(out.shape).unsqueeze(0),
-            alpha=alpha, beta=beta)
-    return out
+    return _addmm(bias, a, b, beta, alpha, out)
+
+
+_supports_addbmm = _biased(_supports_bmm, lambda b1, b2: (b1.shape[1], b2.shape[2]))
 
 
 @implement("aten::addbmm.default", kind="triton", dtypes=FLOAT, supports=_supports_addbmm)
 def addbmm(bias, b1, b2, *, beta=1, alpha=1):
-    out = torch.empty((b1.shape[1], b2.shape[2]), dtype=b1.dtype, device=b1.device)
-    return _addbmm(bias, b1, b2, beta, alpha, out)
+    return _addbmm(bias, b1, b2, beta, alpha, _new(b1, (b1.shape[1], b2.shape[2])))
 
 
-@implement("aten::addbmm.out", kind="triton", dtypes=FLOAT, supports=_supports_addbmm)
-def addbmm_out(bias, b1, b2, *, beta=1, alpha=1, out):
-    if beta != 0 and out.data_ptr() == bias.data_ptr():
-        tmp = torch.empty_like(out)
-        return out.copy_(_addbmm(bias, b1, b2, beta, alpha, tmp))
-    return _addbmm(bias, b1, b2, beta, alpha, out)
+addbmm_out = implement("aten::addbmm.out", kind="triton", dtypes=FLOAT, supports=_supports_addbmm)(
+    _biased_out(_addbmm))

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import torch
 
-from ...formats import E4M3, E8M0, dequant_ref, unpack_fp4_ref
+from ...formats import AS_LOADED, E2M1_PAIRS, E4M3, E4M3_BYTES, E8M0, dequant_ref, unpack_fp4_ref
 from ...registry import custom_op, implement
 from .lowp import (GEMM_SCHEMA, MODES, QBLOCK, a_scales_f64, block_product_ref_f64, block_scale,
-                   capability, check_a_scales, check_operands, check_out_dtype, gemm_fake, output)
-from .plan import E2M1_PAIRS, E4M3_BYTES, NATIVE, PER_BLOCK, PRE_DOT, Plan, Tiles, launch
+                   capability, check_a_scales, check_operands, check_out_dtype, gemm_fake, run)
+from .plan import PER_BLOCK, PRE_DOT, Plan, Tiles
 
 __all__ = ["fp4_gemm_triton", "fp4_gemm_ref", "fp4_gemm_ref_f64", "choose_mode", "MODES", "A_BLOCK", "B_BLOCK"]
 
@@ -85,7 +85,7 @@ def plan(a_s2, b_s, mode: str) -> Plan:
     b_at = PER_BLOCK if mode == "fp8" else PRE_DOT      # fp8: one weight scale per 32-block partial product
     dot = {"dequant": torch.bfloat16, "fp8": torch.float8_e4m3fn}.get(mode)
     return Plan(TILES, "fp8_1x128_mxfp4", block_scale(a_s2, A_BLOCK, 1, PER_BLOCK), block_scale(b_s, B_BLOCK, 1, b_at),
-                a_fmt=E4M3_BYTES if mode == "dequant" else NATIVE, b_fmt=E2M1_PAIRS, dot=dot,
+                a_fmt=E4M3_BYTES if mode == "dequant" else AS_LOADED, b_fmt=E2M1_PAIRS, dot=dot,
                 dot_scaled=mode == "dot_scaled")
 
 
@@ -93,15 +93,8 @@ def fp4_gemm_triton(a, a_s, b, b_s, out_dtype=None, *, use_dot_scaled=None, use_
                     out=None, check=True):
     if check:
         _check(a, a_s, b, b_s, out_dtype)
-    out_dtype = torch.get_default_dtype() if out_dtype is None else out_dtype
-    N = b.shape[0]
-    K = a.shape[-1]
     mode = choose_mode(use_dot_scaled, use_fp8)
-    c = output(a, N, out_dtype, out)
-    a2 = a.reshape(c.shape[0], K)
-    launch(plan(a_s.reshape(c.shape[0], a_s.shape[-1]), b_s, mode), a2.unsqueeze(0), b.t().unsqueeze(0),
-           c.unsqueeze(0))
-    return c.view(*a.shape[:-1], N)
+    return run(lambda a_s2: plan(a_s2, b_s, mode), a, a_s, b, out_dtype, out)
 
 
 def fp4_gemm_ref_f64(a, a_s, b, b_s):

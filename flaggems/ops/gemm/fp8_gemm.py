@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import torch
 
-from ...formats import E4M3, E8M0, dequant_ref
+from ...formats import AS_LOADED, E4M3, E4M3_BYTES, E8M0, dequant_ref
 from ...registry import custom_op, implement
 from .lowp import (GEMM_SCHEMA, MODES, QBLOCK, SCALE_DTYPES, a_scales_f64, block_product_ref_f64, block_scale,
-                   capability, check_a_scales, check_operands, check_out_dtype, gemm_fake, output)
-from .plan import E4M3_BYTES, NATIVE, PER_BLOCK, PRE_DOT, Plan, Tiles, launch
+                   capability, check_a_scales, check_operands, check_out_dtype, gemm_fake, run)
+from .plan import PER_BLOCK, PRE_DOT, Plan, Tiles
 
 __all__ = ["fp8_gemm_triton", "fp8_gemm_ref", "fp8_gemm_ref_f64", "choose_mode", "MODES", "QBLOCK"]
 
@@ -71,7 +71,7 @@ def _check(a, a_s, b, b_s, out_dtype=None):
 def plan(a_s2, b_s, mode: str) -> Plan:
     """The GEMM plan of one fp8_gemm path (a_s2: the activation scales as [M, ceil(K/128)])."""
     at = PRE_DOT if mode == "dot_scaled" else PER_BLOCK     # dot_scaled reads the 128-block scales as MX scales
-    fmt = E4M3_BYTES if mode == "dequant" else NATIVE
+    fmt = E4M3_BYTES if mode == "dequant" else AS_LOADED
     return Plan(TILES, "block_1x128_128x128", block_scale(a_s2, QBLOCK, 1, at), block_scale(b_s, QBLOCK, QBLOCK, at),
                 a_fmt=fmt, b_fmt=fmt, dot=torch.float16 if mode == "dequant" else None,
                 dot_scaled=mode == "dot_scaled")
@@ -81,14 +81,8 @@ def fp8_gemm_triton(a, a_s, b, b_s, out_dtype=None, *, use_dot_scaled=None, use_
                     out=None, check=True):
     if check:
         _check(a, a_s, b, b_s, out_dtype)
-    out_dtype = torch.get_default_dtype() if out_dtype is None else out_dtype
-    N, K = b.shape
     mode = choose_mode(a_s, b_s, use_dot_scaled, use_fp8)
-    c = output(a, N, out_dtype, out)
-    a2 = a.reshape(c.shape[0], K)
-    launch(plan(a_s.reshape(c.shape[0], a_s.shape[-1]), b_s, mode), a2.unsqueeze(0), b.t().unsqueeze(0),
-           c.unsqueeze(0))
-    return c.view(*a.shape[:-1], N)
+    return run(lambda a_s2: plan(a_s2, b_s, mode), a, a_s, b, out_dtype, out)
 
 
 def fp8_gemm_ref_f64(a, a_s, b, b_s):

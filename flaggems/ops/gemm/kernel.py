@@ -27,11 +27,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ...formats import decode_scale, e2m1_to_f32, e4m3_to_f32, swizzled_offset
+from ...formats import decode, e2m1_to_f32, swizzled_offset
 
-# operand formats: how the loaded bytes become values
-NATIVE, E4M3_BYTES, E2M1_PAIRS = 0, 1, 2
-# where an operand's scales apply
+# Format codes (A_FMT, B_FMT, SA_FMT, SB_FMT) are flaggems.formats': 0 as loaded, 1 e8m0 bytes, 2 e4m3 bytes,
+# 3 e2m1 pairs. Where an operand's scales apply (SA_AT, SB_AT):
 UNSCALED, ON_ACC, PER_BLOCK, PRE_DOT = 0, 1, 2, 3
 # grid layouts
 TILES, ROWS, KSPLIT = 0, 1, 2
@@ -63,29 +62,17 @@ def group_of_tile(offs_ptr, pid, G, R, BLOCK_R: tl.constexpr, BLOCK_G: tl.conste
 
 
 @triton.jit
-def _decode_a(t, FMT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
-    """A tile -> fp32 [BLOCK_M, BLOCK_K]; e2m1 pairs ([BLOCK_M, BLOCK_K / 2] bytes) unpacked low nibble first."""
-    if FMT == 2:
+def _operand(t, FMT: tl.constexpr, K_AXIS: tl.constexpr, ROWS: tl.constexpr, COLS: tl.constexpr):
+    """Operand tile -> fp32 [ROWS, COLS]; e2m1 pairs (half as many bytes along K, axis K_AXIS) unpacked low
+    nibble first."""
+    if FMT == 3:
         code = t.to(tl.int32)
-        v = tl.reshape(tl.join(e2m1_to_f32(code & 0xF), e2m1_to_f32((code >> 4) & 0xF)), (BLOCK_M, BLOCK_K))
-    elif FMT == 1:
-        v = e4m3_to_f32(t)
+        v = tl.join(e2m1_to_f32(code & 0xF), e2m1_to_f32((code >> 4) & 0xF))
+        if K_AXIS == 0:
+            v = tl.permute(v, (0, 2, 1))            # [K/2, N, 2] -> [K/2, 2, N]: the pair stays adjacent along K
+        v = tl.reshape(v, (ROWS, COLS))
     else:
-        v = t.to(tl.float32)
-    return v
-
-
-@triton.jit
-def _decode_b(t, FMT: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
-    """B tile -> fp32 [BLOCK_K, BLOCK_N]; e2m1 pairs ([BLOCK_K / 2, BLOCK_N] bytes) unpacked along K."""
-    if FMT == 2:
-        code = t.to(tl.int32)
-        w = tl.join(e2m1_to_f32(code & 0xF), e2m1_to_f32((code >> 4) & 0xF))      # [BK/2, BN, 2]
-        v = tl.reshape(tl.permute(w, (0, 2, 1)), (BLOCK_K, BLOCK_N))
-    elif FMT == 1:
-        v = e4m3_to_f32(t)
-    else:
-        v = t.to(tl.float32)
+        v = decode(t, FMT)
     return v
 
 
@@ -107,7 +94,7 @@ def _block_scale(base, r, rmask, k0, s_row, s_k, FMT: tl.constexpr, GROUP: tl.co
     """fp32 scales of rows r for the K block at k0 (one K group per block)."""
     s = tl.load(base + r.to(tl.int64) * s_row + (k0 // GROUP) * s_k, mask=rmask, other=ONE)
     if FMT != 0:
-        s = decode_scale(s, FMT)
+        s = decode(s, FMT)
     return s
 
 
@@ -170,19 +157,19 @@ def gemm_kernel(
             ra = rm // SA_DIV
             rb = rn // SB_DIV
             for k0 in range(k_lo, k_hi, BLOCK_K):
-                if A_FMT == 2 or B_FMT == 2:
+                if A_FMT == 3 or B_FMT == 3:
                     kh = k0 // 2 + tl.arange(0, BLOCK_K // 2)
                     khmask = kh < k_hi // 2
-                if A_FMT != 2 or B_FMT != 2:
+                if A_FMT != 3 or B_FMT != 3:
                     kk = k0 + tl.arange(0, BLOCK_K)
                     kmask = kk < k_hi
-                if A_FMT == 2:
+                if A_FMT == 3:
                     a = tl.load(a_base + kh[None, :].to(tl.int64) * s_ak, mask=mmask[:, None] & khmask[None, :],
                                 other=0)
                 else:
                     a = tl.load(a_base + kk[None, :].to(tl.int64) * s_ak, mask=mmask[:, None] & kmask[None, :],
                                 other=0.0)
-                if B_FMT == 2:
+                if B_FMT == 3:
                     b = tl.load(b_base + kh[:, None].to(tl.int64) * s_bk, mask=khmask[:, None] & nmask[None, :],
                                 other=0)
                 else:
@@ -205,15 +192,15 @@ def gemm_kernel(
                         acc = tl.dot_scaled(a, sa, A_DS, b, sb, B_DS, acc)
                 else:
                     if A_FMT != 0 or SA_AT == 3:
-                        a = _decode_a(a, A_FMT, BLOCK_M, BLOCK_K)
+                        a = _operand(a, A_FMT, 1, BLOCK_M, BLOCK_K)
                         if SA_AT == 3:
                             a = tl.reshape(tl.reshape(a, (BLOCK_M, BLOCK_K // SA_GROUP, SA_GROUP))
-                                           * decode_scale(sa, SA_FMT)[:, :, None], (BLOCK_M, BLOCK_K))
+                                           * decode(sa, SA_FMT)[:, :, None], (BLOCK_M, BLOCK_K))
                     if B_FMT != 0 or SB_AT == 3:
-                        b = _decode_b(b, B_FMT, BLOCK_K, BLOCK_N)
+                        b = _operand(b, B_FMT, 0, BLOCK_K, BLOCK_N)
                         if SB_AT == 3:
                             b = tl.reshape(tl.reshape(b, (BLOCK_K // SB_GROUP, SB_GROUP, BLOCK_N))
-                                           * tl.trans(decode_scale(sb, SB_FMT))[:, None, :], (BLOCK_K, BLOCK_N))
+                                           * tl.trans(decode(sb, SB_FMT))[:, None, :], (BLOCK_K, BLOCK_N))
                     if DOT is not None:
                         a = a.to(DOT)
                         b = b.to(DOT)
@@ -230,12 +217,12 @@ def gemm_kernel(
             if SA_AT == 1:
                 row_a = tl.load(sa_base + ra.to(tl.int64) * s_sar, mask=mmask, other=0.0)
                 if SA_FMT != 0:
-                    row_a = decode_scale(row_a, SA_FMT)
+                    row_a = decode(row_a, SA_FMT)
                 acc = acc * row_a[:, None]
             if SB_AT == 1:
                 row_b = tl.load(sb_base + rb.to(tl.int64) * s_sbr, mask=nmask, other=0.0)
                 if SB_FMT != 0:
-                    row_b = decode_scale(row_b, SB_FMT)
+                    row_b = decode(row_b, SB_FMT)
                 acc = acc * row_b[None, :]
         if HAS_GS:
             acc = acc * tl.load(gs_ptr)

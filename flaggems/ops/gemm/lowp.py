@@ -1,4 +1,4 @@
-"""What DeepSeek-V4's two low-precision GEMMs (``fp8_gemm``, ``fp4_gemm``) share: one op signature, output,
+"""What DeepSeek-V4's two low-precision GEMMs (``fp8_gemm``, ``fp4_gemm``) share: one op signature, the launch,
 argument checks, block scales as the GEMM plan reads them, and the fp64 block-product reference.
 
     C[..., N] = A[..., K] · B[N, K]ᵀ,  A e4m3 with a scale per row and 128 elements of K (fp32 or e8m0),
@@ -8,12 +8,13 @@ argument checks, block scales as the GEMM plan reads them, and the fp64 block-pr
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
 from ...formats import E4M3, E8M0, dequant_ref, scale_format
 from ...runtime.checks import check_same_device, check_tensor
-from .plan import Scale
+from .plan import Plan, Scale, launch
 
 QBLOCK = 128                                   # activation scale block along K (and fp8 weight block)
 GEMM_SCHEMA = "(Tensor a, Tensor a_s, Tensor b, Tensor b_s, ScalarType? out_dtype=None) -> Tensor"
@@ -56,14 +57,21 @@ def check_out_dtype(op, out_dtype) -> None:
         raise TypeError(f"{op}: out_dtype must be bfloat16, float16 or float32, got {out_dtype}")
 
 
-def output(a, N, out_dtype, out=None):
-    """The [M, N] output (M = rows of a): new, or the caller's [..., N] buffer of out_dtype (tests poison it)."""
+def run(make_plan: Callable[[torch.Tensor], Plan], a, a_s, b, out_dtype=None, out=None) -> torch.Tensor:
+    """C[..., N] = A · Bᵀ through the GEMM kernel with ``make_plan(a_s as [M, ceil(K / 128)])``, into a new
+    tensor or the caller's [..., N] buffer of out_dtype (tests poison it)."""
+    out_dtype = torch.get_default_dtype() if out_dtype is None else out_dtype
+    N = b.shape[0]
     M = math.prod(a.shape[:-1])
     if out is None:
-        return torch.empty((M, N), dtype=out_dtype, device=a.device)
-    if out.dtype != out_dtype or tuple(out.shape) != (*a.shape[:-1], N):
+        c = torch.empty((M, N), dtype=out_dtype, device=a.device)
+    elif out.dtype != out_dtype or tuple(out.shape) != (*a.shape[:-1], N):
         raise ValueError(f"out must be {(*a.shape[:-1], N)} {out_dtype}, got {tuple(out.shape)} {out.dtype}")
-    return out.view(M, N)
+    else:
+        c = out.view(M, N)
+    launch(make_plan(a_s.reshape(M, a_s.shape[-1])), a.reshape(M, a.shape[-1]).unsqueeze(0), b.t().unsqueeze(0),
+           c.unsqueeze(0))
+    return c.view(*a.shape[:-1], N)
 
 
 def block_scale(s: torch.Tensor, group: int, div: int, at: int) -> Scale:

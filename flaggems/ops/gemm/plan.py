@@ -20,14 +20,13 @@ import torch
 import triton
 
 from ... import runtime
-from ...formats import DOT_SCALED_FORMAT, SCALE_F32, SCALE_ONE
+from ...formats import AS_LOADED, DOT_SCALED_FORMAT, E2M1_PAIRS, ONE
 from ...runtime import autotune, next_pow2
 from .. import elementwise as ew
-from .kernel import (E2M1_PAIRS, E4M3_BYTES, KSPLIT, NATIVE, ON_ACC, PER_BLOCK, PRE_DOT, ROWS, TILES, UNSCALED,
-                     gemm_kernel)
+from .kernel import KSPLIT, ON_ACC, PER_BLOCK, PRE_DOT, ROWS, TILES, UNSCALED, gemm_kernel
 
-__all__ = ["Scale", "Plan", "Tiles", "launch", "precision", "fp8_dot", "NATIVE", "E4M3_BYTES", "E2M1_PAIRS",
-           "UNSCALED", "ON_ACC", "PER_BLOCK", "PRE_DOT", "TILES", "ROWS", "KSPLIT"]
+__all__ = ["Scale", "Plan", "Tiles", "launch", "precision", "fp8_dot", "UNSCALED", "ON_ACC", "PER_BLOCK", "PRE_DOT",
+           "TILES", "ROWS", "KSPLIT"]
 
 
 class Scale(NamedTuple):
@@ -41,7 +40,7 @@ class Scale(NamedTuple):
     s_k: int = 0                         # stride per K group
     div: int = 1                         # rows per scale row (128 for 128x128 blocks)
     swz: bool = False                    # MX swizzled layout
-    fmt: int = SCALE_F32                 # formats.SCALE_F32 / SCALE_E8M0 / SCALE_E4M3
+    fmt: int = AS_LOADED                 # formats.AS_LOADED (fp32) / E8M0_BYTES / E4M3_BYTES
     group: int = 0                       # K elements per scale (0: one scale for all of K)
     at: int = UNSCALED                   # UNSCALED, ON_ACC, PER_BLOCK or PRE_DOT
     s_batch: int = 0                     # stride per batch / group
@@ -67,8 +66,8 @@ class Plan(NamedTuple):
     sa: Scale = Scale()
     sb: Scale = Scale()
     gs: Optional[torch.Tensor] = None    # fp32 scalar: product of NVFP4 global scales
-    a_fmt: int = NATIVE                  # NATIVE, E4M3_BYTES or E2M1_PAIRS
-    b_fmt: int = NATIVE
+    a_fmt: int = AS_LOADED               # formats.AS_LOADED, E4M3_BYTES or E2M1_PAIRS
+    b_fmt: int = AS_LOADED
     dot: Optional[torch.dtype] = None    # operands converted to this dtype for tl.dot (None: as loaded)
     dot_scaled: bool = False             # tl.dot_scaled, PRE_DOT scales as its MX scales
     acc: torch.dtype = torch.float32
@@ -131,7 +130,7 @@ def _fit(cfg: dict, plan: Plan, dims: Dict[str, int], packed: bool):
 def _scale_meta(prefix: str, s: Scale, dot_scaled: bool) -> dict:
     return {f"{prefix}_AT": s.at, f"{prefix}_FMT": s.fmt, f"{prefix}_GROUP": max(s.group, 1),
             f"{prefix}_UNIT": 32 if dot_scaled else max(s.group, 1), f"{prefix}_DIV": s.div,
-            f"{prefix}_SWZ": s.swz, f"{prefix}_ONE": SCALE_ONE[s.fmt]}
+            f"{prefix}_SWZ": s.swz, f"{prefix}_ONE": ONE[s.fmt]}
 
 
 def _ds_format(fmt: int, t: torch.Tensor) -> str:
@@ -182,8 +181,8 @@ def launch(plan: Plan, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, off
         G = c.shape[0]
         s_a, s_b = (0, *s_a[1:]), (0, *s_b[1:])
         dims["K"] = max(1, K // max(G, 1))
-    a_k = a.view(torch.uint8) if plan.a_fmt != NATIVE else a
-    b_k = b.view(torch.uint8) if plan.b_fmt != NATIVE else b
+    a_k = a.view(torch.uint8) if plan.a_fmt != AS_LOADED else a
+    b_k = b.view(torch.uint8) if plan.b_fmt != AS_LOADED else b
     sa, sb = plan.sa, plan.sb
     dummy = c
     if bias is not None:

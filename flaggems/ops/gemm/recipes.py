@@ -24,8 +24,8 @@ from typing import Optional
 import torch
 
 from ... import runtime
-from ...formats import E4M3, E8M0, FP8_VALUES, SCALE_E8M0, is_fp4, scale_format
-from .plan import E2M1_PAIRS, NATIVE, ON_ACC, PER_BLOCK, PRE_DOT, Plan, Scale, Tiles, fp8_dot
+from ...formats import AS_LOADED, E2M1_PAIRS, E4M3, E8M0, E8M0_BYTES, FP8_VALUES, is_fp4, scale_format
+from .plan import ON_ACC, PER_BLOCK, PRE_DOT, Plan, Scale, Tiles, fp8_dot
 
 # torch.nn.functional.ScalingType / SwizzleType values
 TENSORWISE, ROWWISE, BLOCK_1x16, BLOCK_1x32, BLOCK_1x128, BLOCK_128x128 = range(6)
@@ -51,13 +51,13 @@ def _use_dot_scaled(sa: Scale) -> bool:
     emulation is exact but no faster than decoding)."""
     from ...vendors import active
 
-    if sa.at != PRE_DOT or sa.fmt != SCALE_E8M0 or runtime.interpreting():
+    if sa.at != PRE_DOT or sa.fmt != E8M0_BYTES or runtime.interpreting():
         return False
     return bool(active().capabilities.dot_scaled)
 
 
 def _plan(name: str, a, b, sa: Scale, sb: Scale, gs=None) -> Plan:
-    fmt = E2M1_PAIRS if is_fp4(a) else NATIVE
+    fmt = E2M1_PAIRS if is_fp4(a) else AS_LOADED
     dot = torch.bfloat16 if (sa.at == PRE_DOT or fmt == E2M1_PAIRS) else fp8_dot(a, b)
     return Plan(TILES, name, sa, sb, gs, fmt, fmt, dot, _use_dot_scaled(sa))
 
@@ -100,6 +100,12 @@ def _plain_groups(s, rows: int, kg: int, fmt_dtype, group: int) -> Optional[Scal
     if s.numel() == rows * kg and s.is_contiguous():
         return Scale(u.reshape(-1), kg, 1, 1, False, fmt, group, PRE_DOT)
     return None
+
+
+def _v2_groups(s, swizzle: int, rows: int, K: int, fmt_dtype, group: int) -> Optional[Scale]:
+    """One operand's v2 block scales (MX / NVFP4): swizzled or plain [rows, ceil(K / group)]."""
+    make = _swizzled if swizzle == SWIZZLE_32_4_4 else _plain_groups
+    return make(s, rows, _cdiv(K, group), fmt_dtype, group)
 
 
 def _operand_kind(t: torch.Tensor) -> Optional[str]:
@@ -178,23 +184,13 @@ def plan_v2(a, b, scale_a, recipe_a, swizzle_a, scale_b, recipe_b, swizzle_b) ->
             if not (_is_f32_scalar(scale_a[1]) and _is_f32_scalar(scale_b[1])):
                 return None
             gs = (scale_a[1].reshape(()) * scale_b[1].reshape(())).reshape(1)
-        kg = _cdiv(K, 16)
-        mk = _swizzled if swa == SWIZZLE_32_4_4 else _plain_groups
-        mkb = _swizzled if swb == SWIZZLE_32_4_4 else _plain_groups
-        sa, sb = mk(sa_t, M, kg, E4M3, 16), mkb(sb_t, N, kg, E4M3, 16)
-        if sa is None or sb is None:
-            return None
-        return _plan("nvfp4", a, b, sa, sb, gs)
+        sides = _v2_groups(sa_t, swa, M, K, E4M3, 16), _v2_groups(sb_t, swb, N, K, E4M3, 16)
+        return None if None in sides else _plan("nvfp4", a, b, *sides, gs)
     if len(scale_a) != 1 or len(scale_b) != 1:
         return None
     if ra == BLOCK_1x32 and rb == BLOCK_1x32 and E8M0 is not None:
-        kg = _cdiv(K, 32)
-        mk = _swizzled if swa == SWIZZLE_32_4_4 else _plain_groups
-        mkb = _swizzled if swb == SWIZZLE_32_4_4 else _plain_groups
-        sa, sb = mk(sa_t, M, kg, E8M0, 32), mkb(sb_t, N, kg, E8M0, 32)
-        if sa is None or sb is None:
-            return None
-        return _plan("mxfp8" if ka == "fp8" else "mxfp4", a, b, sa, sb)
+        sides = _v2_groups(sa_t, swa, M, K, E8M0, 32), _v2_groups(sb_t, swb, N, K, E8M0, 32)
+        return None if None in sides else _plan("mxfp8" if ka == "fp8" else "mxfp4", a, b, *sides)
     if ka != "fp8":
         return None
     if ra == TENSORWISE and rb == TENSORWISE:
