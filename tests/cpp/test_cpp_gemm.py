@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from flaggems.cpp import fp4_gemm_cpp, fp8_gemm_cpp
-from flaggems.deepseek.fp4_gemm import fp4_gemm_ref
-from flaggems.deepseek.fp8_gemm import fp8_gemm_ref
+from flaggems.ops.gemm.fp4_gemm import fp4_gemm_ref
+from flaggems.ops.gemm.fp8_gemm import fp8_gemm_ref
 from flaggems.testing import assert_close
 
 from .conftest import KINDS, run_op
