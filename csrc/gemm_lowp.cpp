@@ -28,6 +28,8 @@ struct LowpArgs {
   int64_t KBb;     // number of scale columns in b_s (fp8: per 128, fp4: per 32)
   int64_t Kp;      // padded K (multiple of 32) of the decoded A
   float* Af;       // decoded A [M, Kp]
+  int64_t Kq;      // decode path (M <= 16): K padded to 128 (a whole number of steps of every ISA); Kp = Kq
+  float* A4;       // decode path, fp4: Af permuted into the weight decode order [M, Kq]
   bool fp4;
   int nthreads;
 };
@@ -47,12 +49,12 @@ namespace {
 
 // A decode: Af[m, :] = e4m3(a[m, :]) * a_s[m, k/128], zero padded to Kp; fp4 mode stores each
 // 32-block de-interleaved (even elements, then odd) to match the fp4 B panel layout.
-static void decode_a(const LowpArgs& g, int64_t m0, int64_t m1) {
+static void decode_a(const LowpArgs& g, int64_t m0, int64_t m1, bool natural) {
   const float* lut = fp8_lut().v;
   for (int64_t m = m0; m < m1; ++m) {
     const uint8_t* ar = g.a + m * g.K;
     float* d = g.Af + m * g.Kp;
-    if (!g.fp4) {
+    if (!g.fp4 || natural) {
       for (int64_t k0 = 0; k0 < g.K; k0 += 128) {
         const float s = scale_at(g.a_s, g.a_s_e8m0, m * g.KBa + k0 / 128);
         const int64_t ke = std::min(g.K, k0 + 128);
@@ -74,6 +76,8 @@ static void decode_a(const LowpArgs& g, int64_t m0, int64_t m1) {
 
 }  // namespace
 
+constexpr int64_t kDecodeMaxM = 8;
+
 void lowp_gemm(bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t a_s, int a_s_e8m0,
                uintptr_t b, uintptr_t b_s, int b_s_e8m0, uintptr_t out, int out_dt, int nthreads) {
   if (M <= 0 || N <= 0) return;
@@ -85,6 +89,8 @@ void lowp_gemm(bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t
   g.b_s_e8m0 = b_s_e8m0;
   g.out = reinterpret_cast<void*>(out); g.out_dt = out_dt;
   g.fp4 = fp4;
+  g.Kq = 0;
+  g.A4 = nullptr;
   g.KBa = (K + 127) / 128;
   g.KBb = fp4 ? (K + 31) / 32 : (K + 127) / 128;
   g.Kp = (K + 31) / 32 * 32;
@@ -97,10 +103,38 @@ void lowp_gemm(bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t
     }
     return;
   }
+  // Decode shapes on AVX2 / AVX-512: the weight-streaming kernel of gemm_decode_body.h. Above 8 rows the
+  // FMAs, not the weight stream, bound it, and the panel kernel's 4x4 register tiles (each decoded weight
+  // vector reused from L1 by 4 rows of A at a time, each A vector by 4 weight rows) do better.
+  if (M <= kDecodeMaxM && cpu_isa() >= ISA_AVX2) {
+    g.Kq = g.Kp = (K + 127) / 128 * 128;
+    std::vector<float> Af(size_t(M * g.Kq)), A4;
+    g.Af = Af.data();
+    decode_a(g, 0, M, true);
+    if (fp4) {
+      A4.resize(Af.size());
+      g.A4 = A4.data();
+#if FG_X86
+      if (cpu_isa() == ISA_AVX512) isa_avx512::fp4_perm_a(&g, g.A4);
+      else isa_avx2::fp4_perm_a(&g, g.A4);
+#endif
+    }
+    // N split evenly over the threads in units of 8 rows; at least ~64 KiB of weight per thread
+    const int64_t unit = 8, units = (N + unit - 1) / unit;
+    const int64_t row_bytes = fp4 ? K / 2 : K;
+    const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, unit * row_bytes));
+    parallel_for(units, grain, nthreads, [&](int64_t u0, int64_t u1) {
+#if FG_X86
+      if (cpu_isa() == ISA_AVX512) isa_avx512::lowp_decode_rows(&g, u0 * unit, std::min(N, u1 * unit));
+      else isa_avx2::lowp_decode_rows(&g, u0 * unit, std::min(N, u1 * unit));
+#endif
+    });
+    return;
+  }
   std::vector<float> Af(size_t(M * g.Kp));
   g.Af = Af.data();
   parallel_for(M, std::max<int64_t>(1, 65536 / std::max<int64_t>(K, 1)), nthreads,
-               [&](int64_t m0, int64_t m1) { decode_a(g, m0, m1); });
+               [&](int64_t m0, int64_t m1) { decode_a(g, m0, m1, false); });
   // N split in units of 16 rows (fp8 b_s rows are per 128 but any split is fine)
   const int64_t unit = 16;
   const int64_t units = (N + unit - 1) / unit;

@@ -8,6 +8,8 @@ accumulation. Parallel over N with torch.get_num_threads() threads.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._ext import contig, dcode, lib, nthreads, require_cpu
@@ -51,8 +53,8 @@ def _gemm(op, fp4, a, a_s, b, b_s, out_dtype):
         raise TypeError(f"{op} (cpp): b_s must be float8_e8m0fnu, got {b_s.dtype}")
     out_dtype = torch.get_default_dtype() if out_dtype is None else out_dtype
     oc = dcode(out_dtype, op, "out_dtype")
-    a2 = contig(a.reshape(-1, K))
-    M = a2.shape[0]
+    M = math.prod(a.shape[:-1])
+    a2 = contig(a.reshape(M, K))  # reshape(-1, K) is ambiguous for K == 0
     a_s2, ae = _scale_arg(op, "a_s", a_s.reshape(M, -1) if M else a_s)
     b2 = contig(b)
     b_s2, be = _scale_arg(op, "b_s", b_s)
