@@ -78,10 +78,16 @@ static void decode_a(const LowpArgs& g, int64_t m0, int64_t m1, bool natural) {
 
 constexpr int64_t kDecodeMaxM = 8;
 
-void lowp_gemm(bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t a_s, int a_s_e8m0,
-               uintptr_t b, uintptr_t b_s, int b_s_e8m0, uintptr_t out, int out_dt, int nthreads) {
-  if (M <= 0 || N <= 0) return;
-  LowpArgs g;
+// Decode shapes on AVX2 / AVX-512: the weight-streaming kernel of gemm_decode_body.h. Above 8 rows the FMAs,
+// not the weight stream, bound it, and the panel kernel's 4x4 register tiles (each decoded weight vector
+// reused from L1 by 4 rows of A at a time, each A vector by 4 weight rows) do better.
+static bool use_decode(int64_t M) { return M <= kDecodeMaxM && cpu_isa() >= ISA_AVX2; }
+
+struct ABuf { std::vector<float> Af, A4; };
+
+static void init_args(LowpArgs& g, bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t a_s,
+                      int a_s_e8m0, uintptr_t b, uintptr_t b_s, int b_s_e8m0, uintptr_t out, int out_dt,
+                      int nthreads) {
   g.M = M; g.N = N; g.K = K;
   g.a = reinterpret_cast<const uint8_t*>(a); g.a_s = reinterpret_cast<const void*>(a_s);
   g.a_s_e8m0 = a_s_e8m0;
@@ -91,57 +97,134 @@ void lowp_gemm(bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t
   g.fp4 = fp4;
   g.Kq = 0;
   g.A4 = nullptr;
+  g.Af = nullptr;
   g.KBa = (K + 127) / 128;
   g.KBb = fp4 ? (K + 31) / 32 : (K + 127) / 128;
   g.Kp = (K + 31) / 32 * 32;
   g.nthreads = nthreads;
-  if (K == 0) {
-    for (int64_t i = 0; i < M * N; ++i) {
-      if (out_dt == F32) store_from_f32<F32>(g.out, i, 0.f);
-      else if (out_dt == BF16) store_from_f32<BF16>(g.out, i, 0.f);
-      else store_from_f32<F16>(g.out, i, 0.f);
-    }
-    return;
-  }
-  // Decode shapes on AVX2 / AVX-512: the weight-streaming kernel of gemm_decode_body.h. Above 8 rows the
-  // FMAs, not the weight stream, bound it, and the panel kernel's 4x4 register tiles (each decoded weight
-  // vector reused from L1 by 4 rows of A at a time, each A vector by 4 weight rows) do better.
-  if (M <= kDecodeMaxM && cpu_isa() >= ISA_AVX2) {
+}
+
+// Decode A (times a_s) in the layout of the path run_rows will take; `threads` > 1 splits the rows.
+static void prepare_a(LowpArgs& g, ABuf& buf, int threads) {
+  const int64_t M = g.M, K = g.K;
+  if (use_decode(M)) {
     g.Kq = g.Kp = (K + 127) / 128 * 128;
-    std::vector<float> Af(size_t(M * g.Kq)), A4;
-    g.Af = Af.data();
+    buf.Af.resize(size_t(M * g.Kq));
+    g.Af = buf.Af.data();
     decode_a(g, 0, M, true);
-    if (fp4) {
-      A4.resize(Af.size());
-      g.A4 = A4.data();
+    if (g.fp4) {
+      buf.A4.resize(buf.Af.size());
+      g.A4 = buf.A4.data();
 #if FG_X86
       if (cpu_isa() == ISA_AVX512) isa_avx512::fp4_perm_a(&g, g.A4);
       else isa_avx2::fp4_perm_a(&g, g.A4);
 #endif
     }
-    // N split evenly over the threads in units of 8 rows; at least ~64 KiB of weight per thread
-    const int64_t unit = 8, units = (N + unit - 1) / unit;
-    const int64_t row_bytes = fp4 ? K / 2 : K;
-    const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, unit * row_bytes));
-    parallel_for(units, grain, nthreads, [&](int64_t u0, int64_t u1) {
-#if FG_X86
-      if (cpu_isa() == ISA_AVX512) isa_avx512::lowp_decode_rows(&g, u0 * unit, std::min(N, u1 * unit));
-      else isa_avx2::lowp_decode_rows(&g, u0 * unit, std::min(N, u1 * unit));
-#endif
-    });
     return;
   }
-  std::vector<float> Af(size_t(M * g.Kp));
-  g.Af = Af.data();
-  parallel_for(M, std::max<int64_t>(1, 65536 / std::max<int64_t>(K, 1)), nthreads,
+  buf.Af.resize(size_t(M * g.Kp));
+  g.Af = buf.Af.data();
+  parallel_for(M, std::max<int64_t>(1, 65536 / std::max<int64_t>(K, 1)), threads,
                [&](int64_t m0, int64_t m1) { decode_a(g, m0, m1, false); });
-  // N split in units of 16 rows (fp8 b_s rows are per 128 but any split is fine)
-  const int64_t unit = 16;
-  const int64_t units = (N + unit - 1) / unit;
-  // enough work per thread: at least ~256K multiply-adds
-  const int64_t grain = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, M * K * unit));
-  parallel_for(units, grain, nthreads, [&](int64_t u0, int64_t u1) {
-    FG_DISPATCH(lowp_rows, (&g, u0 * unit, std::min(N, u1 * unit)));
+}
+
+// Output columns [n0, n1) of all M rows.
+static void run_rows(const LowpArgs& g, int64_t n0, int64_t n1) {
+#if FG_X86
+  if (use_decode(g.M)) {
+    if (cpu_isa() == ISA_AVX512) isa_avx512::lowp_decode_rows(&g, n0, n1);
+    else isa_avx2::lowp_decode_rows(&g, n0, n1);
+    return;
+  }
+#endif
+  FG_DISPATCH(lowp_rows, (&g, n0, n1));
+}
+
+static void store_zeros(void* out, int out_dt, int64_t i0, int64_t i1) {
+  for (int64_t i = i0; i < i1; ++i) {
+    if (out_dt == F32) store_from_f32<F32>(out, i, 0.f);
+    else if (out_dt == BF16) store_from_f32<BF16>(out, i, 0.f);
+    else store_from_f32<F16>(out, i, 0.f);
+  }
+}
+
+// N is split evenly over the threads in units of 8 (decode) / 16 (panel) rows, with enough work per thread:
+// ~64 KiB of weight (decode, memory bound) or ~256K multiply-adds (panel).
+static int64_t unit_rows(int64_t M) { return use_decode(M) ? 8 : 16; }
+static int64_t unit_grain(const LowpArgs& g, int64_t unit) {
+  const int64_t row_bytes = g.fp4 ? g.K / 2 : g.K;
+  if (use_decode(g.M)) return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, unit * row_bytes));
+  return std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, g.M * g.K * unit));
+}
+
+void lowp_gemm(bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t a_s, int a_s_e8m0,
+               uintptr_t b, uintptr_t b_s, int b_s_e8m0, uintptr_t out, int out_dt, int nthreads) {
+  if (M <= 0 || N <= 0) return;
+  LowpArgs g;
+  init_args(g, fp4, M, N, K, a, a_s, a_s_e8m0, b, b_s, b_s_e8m0, out, out_dt, nthreads);
+  if (K == 0) { store_zeros(g.out, out_dt, 0, M * N); return; }
+  ABuf buf;
+  prepare_a(g, buf, nthreads);
+  const int64_t unit = unit_rows(M), units = (N + unit - 1) / unit;
+  parallel_for(units, unit_grain(g, unit), nthreads,
+               [&](int64_t u0, int64_t u1) { run_rows(g, u0 * unit, std::min(N, u1 * unit)); });
+}
+
+// MoE experts: out[rows of group e] = fp8_gemm / fp4_gemm(a[rows of e], a_s[rows of e], b[e], b_s[e]), the
+// rows of group e being offs[e-1]..offs[e] (int32 cumulative ends, torch._grouped_mm's convention; rows past
+// offs[G-1] are zero, empty groups are skipped). b [G, N, K] e4m3 / [G, N, K/2] packed e2m1, b_s [G, ...] as
+// for one GEMM, all contiguous. Each group takes the path its row count selects (decode kernel for the few
+// tokens per expert of a decode step); the (group, row unit) items of all non-empty groups are split evenly
+// over the threads, so each weight byte of a used expert is read once per call.
+void grouped_lowp(bool fp4, int64_t M, int64_t N, int64_t K, int64_t G, uintptr_t a, uintptr_t a_s, int a_s_e8m0,
+                  uintptr_t b, uintptr_t b_s, int b_s_e8m0, uintptr_t offs, uintptr_t out, int out_dt,
+                  int nthreads) {
+  if (M <= 0 || N <= 0) return;
+  const int32_t* off = reinterpret_cast<const int32_t*>(offs);
+  std::vector<int64_t> r0(static_cast<size_t>(G)), r1(static_cast<size_t>(G));
+  int64_t prev = 0;
+  for (int64_t e = 0; e < G; ++e) {
+    const int64_t end = off[e];
+    if (end < prev || end > M) throw std::invalid_argument("grouped_lowp: offs must be non-decreasing and <= rows of a");
+    r0[e] = prev; r1[e] = end; prev = end;
+  }
+  const size_t osz = out_dt == F32 ? 4 : 2;
+  store_zeros(reinterpret_cast<void*>(out), out_dt, prev * N, M * N);
+  const int64_t KBa = (K + 127) / 128;
+  const int64_t b_bytes = fp4 ? N * (K / 2) : N * K;
+  const int64_t bs_elems = fp4 ? N * ((K + 31) / 32) : ((N + 127) / 128) * KBa;
+  const size_t as_sz = a_s_e8m0 ? 1 : 4, bs_sz = b_s_e8m0 ? 1 : 4;
+  std::vector<LowpArgs> gs;
+  std::vector<ABuf> bufs;
+  std::vector<int64_t> first_unit;   // flattened (group, unit) items
+  gs.reserve(size_t(G));
+  bufs.reserve(size_t(G));
+  int64_t items = 0;
+  for (int64_t e = 0; e < G; ++e) {
+    const int64_t rows = r1[e] - r0[e];
+    if (rows == 0) continue;
+    LowpArgs g;
+    init_args(g, fp4, rows, N, K, a + uintptr_t(r0[e] * K), a_s + uintptr_t(r0[e] * KBa) * as_sz, a_s_e8m0,
+              b + uintptr_t(e * b_bytes), b_s + uintptr_t(e * bs_elems) * bs_sz, b_s_e8m0,
+              out + uintptr_t(r0[e] * N) * osz, out_dt, nthreads);
+    if (K == 0) { store_zeros(g.out, out_dt, 0, rows * N); continue; }
+    gs.push_back(g);
+    bufs.emplace_back();
+    first_unit.push_back(items);
+    items += (N + unit_rows(rows) - 1) / unit_rows(rows);
+  }
+  for (size_t i = 0; i < gs.size(); ++i) prepare_a(gs[i], bufs[i], nthreads);
+  first_unit.push_back(items);
+  const int64_t grain = gs.empty() ? 1 : unit_grain(gs[0], unit_rows(gs[0].M));
+  parallel_for(items, grain, nthreads, [&](int64_t i0, int64_t i1) {
+    // the items of one group are contiguous: one run_rows call per group touched (fp8 builds its
+    // scaled activations once per 128-row group of B and call)
+    size_t e = size_t(std::upper_bound(first_unit.begin(), first_unit.end(), i0) - first_unit.begin()) - 1;
+    for (; e < gs.size() && first_unit[e] < i1; ++e) {
+      const int64_t unit = unit_rows(gs[e].M);
+      const int64_t u0 = std::max(i0, first_unit[e]) - first_unit[e], u1 = std::min(i1, first_unit[e + 1]) - first_unit[e];
+      if (u0 < u1) run_rows(gs[e], u0 * unit, std::min(N, u1 * unit));
+    }
   });
 }
 
