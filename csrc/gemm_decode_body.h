@@ -15,7 +15,7 @@
 //   fp4: b_s changes every 32 weights of a row, so each step's products go into a fresh partial sum that
 //        is then accumulated with one FMA by the block scale (P * b_s as in the spec; a_s is folded into A).
 // e4m3 -> fp32: the F16C trick of VT<ISA>::fp8 without its per-element NaN patch; NaN bytes (0x7f / 0xff)
-// are detected with one compare per 4 vectors and the whole output column is set to NaN afterwards, which
+// are detected with two byte-max instructions per 4 vectors and the whole output column is set to NaN afterwards, which
 // is what a NaN weight does to the fp32 sum (NaN * x and NaN + y are NaN) -> behaviour unchanged.
 // e2m1 -> fp32: two byte shuffles (pshufb) map the nibbles to the high and low byte of the bf16 value,
 // interleaving them gives bf16 words, and a 32-bit lane holding two bf16 words yields two exact fp32 values
@@ -28,13 +28,19 @@ struct DK {
   using V = __m512;
   using I = __m512i;
   static constexpr int W = 16;
-  typedef uint64_t NanAcc;
-  static FG_INLINE NanAcc nan_init() { return 0; }
+  // e4m3 NaN is 0x7f or 0xff: a running signed byte max reaches 0x7f (127) and an unsigned one 0xff
+  // exactly when one of them occurred; two max instructions per 4 vectors, checked once per tile
+  struct NanAcc { I smax, umax; };
+  static FG_INLINE NanAcc nan_init() { return {_mm512_set1_epi8(-128), _mm512_setzero_si512()}; }
   static FG_INLINE void nan_update(NanAcc& acc, const uint8_t* p) {  // 64 bytes
     const I x = _mm512_loadu_si512(p);
-    acc |= _mm512_cmpeq_epi8_mask(_mm512_and_si512(x, _mm512_set1_epi8(0x7f)), _mm512_set1_epi8(0x7f));
+    acc.smax = _mm512_max_epi8(acc.smax, x);
+    acc.umax = _mm512_max_epu8(acc.umax, x);
   }
-  static FG_INLINE bool nan_any(NanAcc acc) { return acc != 0; }
+  static FG_INLINE bool nan_any(const NanAcc& acc) {
+    return (_mm512_cmpeq_epi8_mask(acc.smax, _mm512_set1_epi8(0x7f)) |
+            _mm512_cmpeq_epi8_mask(acc.umax, _mm512_set1_epi8(-1))) != 0;
+  }
   // 64 e4m3 bytes -> 4 x 16 fp32 (times 2^-8, NaN not patched)
   static FG_INLINE void fp8x4(const uint8_t* p, V* f) {
     #pragma GCC unroll 16
@@ -70,14 +76,18 @@ struct DK {
   using V = __m256;
   using I = __m256i;
   static constexpr int W = 8;
-  typedef __m256i NanAcc;
-  static FG_INLINE NanAcc nan_init() { return _mm256_setzero_si256(); }
+  struct NanAcc { I smax, umax; };   // as for AVX-512
+  static FG_INLINE NanAcc nan_init() { return {_mm256_set1_epi8(-128), _mm256_setzero_si256()}; }
   static FG_INLINE void nan_update(NanAcc& acc, const uint8_t* p) {  // 32 bytes
     const I x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-    const I c = _mm256_set1_epi8(0x7f);
-    acc = _mm256_or_si256(acc, _mm256_cmpeq_epi8(_mm256_and_si256(x, c), c));
+    acc.smax = _mm256_max_epi8(acc.smax, x);
+    acc.umax = _mm256_max_epu8(acc.umax, x);
   }
-  static FG_INLINE bool nan_any(NanAcc acc) { return !_mm256_testz_si256(acc, acc); }
+  static FG_INLINE bool nan_any(const NanAcc& acc) {
+    const I hit = _mm256_or_si256(_mm256_cmpeq_epi8(acc.smax, _mm256_set1_epi8(0x7f)),
+                                  _mm256_cmpeq_epi8(acc.umax, _mm256_set1_epi8(-1)));
+    return !_mm256_testz_si256(hit, hit);
+  }
   // 32 e4m3 bytes -> 4 x 8 fp32 (times 2^-8, NaN not patched)
   static FG_INLINE void fp8x4(const uint8_t* p, V* f) {
     #pragma GCC unroll 16
