@@ -30,6 +30,8 @@ struct LowpArgs {
   float* Af;       // decoded A [M, Kp]
   int64_t Kq;      // decode path (M <= 16): K padded to 128 (a whole number of steps of every ISA); Kp = Kq
   float* A4;       // decode path, fp4: Af permuted into the weight decode order [M, Kq]
+  const uint16_t* A16;  // decode path, fp4 with bf16 dot products: bf16 pairs in the decode order [M, Kq]
+  int bf16;        // BF16_DOT_* of this call (fp4 decode path only)
   bool fp4;
   int nthreads;
 };
@@ -43,6 +45,87 @@ static inline float scale_at(const void* s, int e8m0, int64_t i) {
 
 #define FG_ISA_BODY "gemm_lowp_body.h"
 #include "isa_expand.h"
+
+// fp4 decode kernel with bf16 dot products (gemm_bf16_body.h): AVX512_BF16 hardware, and the AVX2 emulation
+// that tests select with set_bf16_dot(2)
+#if FG_X86
+#define FG_E2M1_TABLES                                                                                  \
+  alignas(16) static const uint8_t kE2m1Bf16HiB[16] = {0x00, 0x3F, 0x3F, 0x3F, 0x40, 0x40, 0x40, 0x40,  \
+                                                       0x80, 0xBF, 0xBF, 0xBF, 0xC0, 0xC0, 0xC0, 0xC0}; \
+  alignas(16) static const uint8_t kE2m1Bf16LoB[16] = {0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0,  \
+                                                       0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0};
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")
+namespace fg { namespace { namespace gm_bf16_hw {
+FG_E2M1_TABLES
+struct DB {
+  using V = __m512;
+  using I = __m512i;
+  static constexpr int W = 16;
+  static FG_INLINE V zero() { return _mm512_setzero_ps(); }
+  static FG_INLINE V load(const float* p) { return _mm512_loadu_ps(p); }
+  static FG_INLINE V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static FG_INLINE float hsum(V v) { return _mm512_reduce_add_ps(v); }
+  static FG_INLINE I loadi(const uint16_t* p) { return _mm512_loadu_si512(p); }
+  static FG_INLINE V dot(V acc, I a, I b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
+  static FG_INLINE I bcast_lanes(const uint8_t* t16) {
+    return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t16)));
+  }
+  // 64 packed e2m1 bytes -> 4 vectors of 32 bf16 (see gemm_decode_body.h fp4x8, without the widening)
+  static FG_INLINE void fp4_words(const uint8_t* p, I th, I tl, I* w) {
+    const I x = _mm512_loadu_si512(p);
+    const I m4 = _mm512_set1_epi8(0x0f);
+    const I nib[2] = {_mm512_and_si512(x, m4), _mm512_and_si512(_mm512_srli_epi16(x, 4), m4)};
+    for (int h = 0; h < 2; ++h) {
+      const I bh = _mm512_shuffle_epi8(th, nib[h]), bl = _mm512_shuffle_epi8(tl, nib[h]);
+      w[2 * h] = _mm512_unpacklo_epi8(bl, bh);
+      w[2 * h + 1] = _mm512_unpackhi_epi8(bl, bh);
+    }
+  }
+};
+#include "gemm_bf16_body.h"
+}}}  // namespace fg::<anon>::gm_bf16_hw
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+namespace fg { namespace { namespace gm_bf16_emu {
+FG_E2M1_TABLES
+struct DB {
+  using V = __m256;
+  using I = __m256i;
+  static constexpr int W = 8;
+  static FG_INLINE V zero() { return _mm256_setzero_ps(); }
+  static FG_INLINE V load(const float* p) { return _mm256_loadu_ps(p); }
+  static FG_INLINE V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static FG_INLINE float hsum(V v) { return VT<ISA_AVX2>::hsum(v); }
+  static FG_INLINE I loadi(const uint16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  // vdpbf16ps emulated: += a.hi * b.hi, then += a.lo * b.lo (no denormal flush)
+  static FG_INLINE V dot(V acc, I a, I b) {
+    const I m = _mm256_set1_epi32(int32_t(0xffff0000u));
+    acc = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(a, m)), _mm256_castsi256_ps(_mm256_and_si256(b, m)), acc);
+    return _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(a, 16)), _mm256_castsi256_ps(_mm256_slli_epi32(b, 16)),
+                           acc);
+  }
+  static FG_INLINE I bcast_lanes(const uint8_t* t16) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t16)));
+  }
+  static FG_INLINE void fp4_words(const uint8_t* p, I th, I tl, I* w) {
+    const I x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const I m4 = _mm256_set1_epi8(0x0f);
+    const I nib[2] = {_mm256_and_si256(x, m4), _mm256_and_si256(_mm256_srli_epi16(x, 4), m4)};
+    for (int h = 0; h < 2; ++h) {
+      const I bh = _mm256_shuffle_epi8(th, nib[h]), bl = _mm256_shuffle_epi8(tl, nib[h]);
+      w[2 * h] = _mm256_unpacklo_epi8(bl, bh);
+      w[2 * h + 1] = _mm256_unpackhi_epi8(bl, bh);
+    }
+  }
+};
+#include "gemm_bf16_body.h"
+}}}  // namespace fg::<anon>::gm_bf16_emu
+#pragma GCC pop_options
+#undef FG_E2M1_TABLES
+#endif
 
 namespace fg {
 namespace {
@@ -83,7 +166,14 @@ constexpr int64_t kDecodeMaxM = 8;
 // reused from L1 by 4 rows of A at a time, each A vector by 4 weight rows) do better.
 static bool use_decode(int64_t M) { return M <= kDecodeMaxM && cpu_isa() >= ISA_AVX2; }
 
-struct ABuf { std::vector<float> Af, A4; };
+struct ABuf { std::vector<float> Af, A4; std::vector<uint16_t> A16; };
+
+// bf16 dot products for this call: fp4 decode path with E8M0 activation scales (a * a_s then is an exact
+// bf16), where bf16_dot_mode() allows them (AVX512_BF16, or the emulation tests ask for)
+static int bf16_gemm_mode(bool fp4, int64_t M, int a_s_e8m0) {
+  if (!fp4 || !use_decode(M) || !a_s_e8m0) return BF16_DOT_OFF;
+  return bf16_dot_mode();
+}
 
 static void init_args(LowpArgs& g, bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t a_s,
                       int a_s_e8m0, uintptr_t b, uintptr_t b_s, int b_s_e8m0, uintptr_t out, int out_dt,
@@ -97,6 +187,8 @@ static void init_args(LowpArgs& g, bool fp4, int64_t M, int64_t N, int64_t K, ui
   g.fp4 = fp4;
   g.Kq = 0;
   g.A4 = nullptr;
+  g.A16 = nullptr;
+  g.bf16 = BF16_DOT_OFF;
   g.Af = nullptr;
   g.KBa = (K + 127) / 128;
   g.KBb = fp4 ? (K + 31) / 32 : (K + 127) / 128;
@@ -112,6 +204,22 @@ static void prepare_a(LowpArgs& g, ABuf& buf, int threads) {
     buf.Af.resize(size_t(M * g.Kq));
     g.Af = buf.Af.data();
     decode_a(g, 0, M, true);
+    g.bf16 = bf16_gemm_mode(g.fp4, M, g.a_s_e8m0);
+    if (g.bf16 != BF16_DOT_OFF) {
+      // vdpbf16ps flushes bf16 denormals: keep the fp32 kernel for a call whose a * a_s has one
+      const float tiny = std::numeric_limits<float>::min();
+      for (float v : buf.Af)
+        if (v != 0.f && std::fabs(v) < tiny) { g.bf16 = BF16_DOT_OFF; break; }
+    }
+#if FG_X86
+    if (g.bf16 != BF16_DOT_OFF) {
+      buf.A16.resize(buf.Af.size());
+      g.A16 = buf.A16.data();
+      if (g.bf16 == BF16_DOT_HW) gm_bf16_hw::fp4_perm_a16(&g, buf.A16.data());
+      else gm_bf16_emu::fp4_perm_a16(&g, buf.A16.data());
+      return;
+    }
+#endif
     if (g.fp4) {
       buf.A4.resize(buf.Af.size());
       g.A4 = buf.A4.data();
@@ -131,6 +239,8 @@ static void prepare_a(LowpArgs& g, ABuf& buf, int threads) {
 // Output columns [n0, n1) of all M rows.
 static void run_rows(const LowpArgs& g, int64_t n0, int64_t n1) {
 #if FG_X86
+  if (g.bf16 == BF16_DOT_HW) { gm_bf16_hw::lowp_decode_rows_bf16(&g, n0, n1); return; }
+  if (g.bf16 == BF16_DOT_EMULATED) { gm_bf16_emu::lowp_decode_rows_bf16(&g, n0, n1); return; }
   if (use_decode(g.M)) {
     if (cpu_isa() == ISA_AVX512) isa_avx512::lowp_decode_rows(&g, n0, n1);
     else isa_avx2::lowp_decode_rows(&g, n0, n1);
@@ -155,6 +265,13 @@ static int64_t unit_grain(const LowpArgs& g, int64_t unit) {
   const int64_t row_bytes = g.fp4 ? g.K / 2 : g.K;
   if (use_decode(g.M)) return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, unit * row_bytes));
   return std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, g.M * g.K * unit));
+}
+
+// which kernel lowp_gemm / grouped_lowp use for M rows (tests): "decode-bf16" (unless a * a_s has a bf16
+// denormal), "decode" or "panel"
+std::string lowp_path(bool fp4, int64_t M, int a_s_e8m0) {
+  if (bf16_gemm_mode(fp4, M, a_s_e8m0) != BF16_DOT_OFF) return "decode-bf16";
+  return use_decode(M) ? "decode" : "panel";
 }
 
 void lowp_gemm(bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t a_s, int a_s_e8m0,

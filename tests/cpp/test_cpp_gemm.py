@@ -184,3 +184,35 @@ def test_gemm_k_zero():
         assert out.shape == (M, 5) and (out == 0).all()
         out = fp4_gemm_cpp(a, a_s, torch.zeros(5, 0, dtype=torch.uint8), torch.zeros(5, 0, dtype=E8), torch.bfloat16)
         assert out.shape == (M, 5) and (out == 0).all()
+
+
+# fp4 with bf16 dot products (csrc/gemm_bf16_body.h): e2m1 and a * a_s (E8M0) are exact bf16, so only the fp32
+# summation order changes -> the fp32 tolerance of `check` still holds.
+@pytest.mark.parametrize("M", list(range(1, 10)))
+@pytest.mark.parametrize("N,K", [(37, 130), (131, 64), (9, 322), (6, 2), (20, 1024)])
+def test_fp4_gemm_bf16_dot(bf16_dot, M, N, K):
+    from flaggems.cpp import lib
+
+    assert lib().lowp_path(True, M, 1) == ("decode-bf16" if M <= 8 else "panel")
+    a, a_s, b, b_s = make_fp4(M, N, K, True, seed=M)
+    check(fp4_gemm_cpp(a, a_s, b, b_s, torch.float32), fp4_gemm_ref(a, a_s, b, b_s, torch.float32), K)
+    # fp32 activation scales keep the fp32 kernel (a * a_s is not a bf16 in general)
+    assert lib().lowp_path(True, M, 0) == ("decode" if M <= 8 else "panel")
+    a, a_s, b, b_s = make_fp4(M, N, K, False, seed=M)
+    check(fp4_gemm_cpp(a, a_s, b, b_s, torch.float32), fp4_gemm_ref(a, a_s, b, b_s, torch.float32), K)
+
+
+def test_fp4_gemm_bf16_dot_denormal_and_nan(bf16_dot):
+    # a * a_s below the smallest normal float: vdpbf16ps would flush it to zero, so the call must fall back to
+    # the fp32 kernel. Made significant by the largest weight scale on that block: a lost term shows.
+    a, a_s, b, b_s = make_fp4(2, 24, 256, True, seed=8)
+    a_s.view(torch.uint8)[:, 1] = 1                 # 2^-126
+    a[:, 128:].fill_(0.5)                            # a * a_s = 2^-127
+    a[:, :128].fill_(0.0)                            # the output is that block alone: a flushed term shows
+    b_s.view(torch.uint8)[:, 4:8] = 254             # 2^127 on the same 128 columns of K
+    out = fp4_gemm_cpp(a, a_s, b, b_s, torch.float32)
+    ref = fp4_gemm_ref(a, a_s, b, b_s, torch.float32)
+    check(out, ref, 256)
+    a_s.view(torch.uint8)[1, 1] = 255               # NaN activation scale: row 1 NaN, row 0 finite
+    out = fp4_gemm_cpp(a, a_s, b, b_s, torch.float32)
+    assert torch.isnan(out[1]).all() and not torch.isnan(out[0]).any()

@@ -63,27 +63,6 @@ def test_sparse_attn_all_invalid_and_empty():
     assert sparse_attn_cpp(q[:, :0], kv, sink, idx[:, :0], 0.1).shape == (1, 0, 4, 64)
 
 
-@pytest.fixture(params=["emulated", "avx512bf16"])
-def bf16_dot(request):
-    """The bf16 dot-product kernel (csrc/sparse_attn_bf16_body.h): on AVX512_BF16 hardware, and its AVX2
-    emulation (same algorithm, so its layouts are tested on every AVX2 machine)."""
-    from flaggems.cpp import lib
-
-    C = lib()
-    C.set_bf16_dot(-1)
-    if request.param == "avx512bf16":
-        if C.bf16_dot() != "avx512bf16":
-            pytest.skip("CPU lacks AVX512_BF16")
-        C.set_bf16_dot(1)
-    else:
-        if C.isa() == "generic":
-            pytest.skip("CPU lacks avx2")
-        C.set_bf16_dot(2)
-    assert C.bf16_dot() == request.param
-    yield request.param
-    C.set_bf16_dot(-1)
-
-
 # bf16 q . kv products are exact in fp32 and P is rounded to bf16 for P . V (as in DeepSeek's TileLang kernel):
 # the result must stay within the same bf16 output tolerance as the fp32 kernel, against the fp64 reference.
 @pytest.mark.parametrize("shape", [(1, 1, 4, 64, 50, 20), (2, 3, 5, 72, 40, 70), (1, 2, 16, 512, 300, 130),
