@@ -159,21 +159,31 @@ static void fp8_tile(const uint8_t* B, int64_t ldb, int64_t K, const float* A, i
     #pragma GCC unroll 16
     for (int j = 0; j < NR; ++j) std::memcpy(tail[j], B + j * ldb + nfull * S, size_t(K - nfull * S));
   }
-  for (int64_t s = 0; s < nsteps; ++s) {
-    const float* a = A + s * S;
-    #pragma GCC unroll 16
+  // one step: 4W bytes of each of the NR rows at p[j]; the tail step reads the zero-padded copy (a separate
+  // call keeps the pointer select out of the main loop)
+  auto step = [&](const uint8_t* const* p, const float* a) __attribute__((always_inline)) {
+#pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) {
-      const uint8_t* p = s < nfull ? B + j * ldb + s * S : tail[j];
-      _mm_prefetch(reinterpret_cast<const char*>(p + 16 * S), _MM_HINT_T0);
-      D::nan_update(nacc, p);
+      _mm_prefetch(reinterpret_cast<const char*>(p[j] + 16 * S), _MM_HINT_T0);
+      D::nan_update(nacc, p[j]);
       V f[4];
-      D::fp8x4(p, f);
-      #pragma GCC unroll 16
+      D::fp8x4(p[j], f);
+#pragma GCC unroll 16
       for (int v = 0; v < 4; ++v)
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int m = 0; m < MR; ++m)
           acc[m][j][v % NA] = VT<ISA>::fmadd(f[v], VT<ISA>::load(a + m * lda + v * W), acc[m][j][v % NA]);
     }
+  };
+  const uint8_t* p[NR];
+  for (int64_t s = 0; s < nfull; ++s) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) p[j] = B + j * ldb + s * S;
+    step(p, A + s * S);
+  }
+  if (nsteps > nfull) {
+    for (int j = 0; j < NR; ++j) p[j] = tail[j];
+    step(p, A + nfull * S);
   }
   #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
@@ -213,23 +223,32 @@ static void fp4_tile(const uint8_t* B, int64_t ldb, int64_t KH, const float* A, 
     #pragma GCC unroll 16
     for (int j = 0; j < NR; ++j) std::memcpy(tail[j], B + j * ldb + nfull * S, size_t(KH - nfull * S));
   }
-  for (int64_t s = 0; s < nsteps; ++s) {
+  auto step = [&](const uint8_t* const* p, int64_t s) __attribute__((always_inline)) {
     const float* a = A + s * 8 * W;
-    #pragma GCC unroll 16
+#pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) {
-      const uint8_t* p = s < nfull ? B + j * ldb + s * S : tail[j];
-      _mm_prefetch(reinterpret_cast<const char*>(p + 32 * S), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p[j] + 32 * S), _MM_HINT_T0);
       V f[8];
-      D::fp4x8(p, th, tl, f);
+      D::fp4x8(p[j], th, tl, f);
       const V sc = VT<ISA>::load(Sc + j * lds + s * W);
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (int m = 0; m < MR; ++m) {
         V t = VT<ISA>::mul(f[0], VT<ISA>::load(a + m * lda));
-        #pragma GCC unroll 16
+#pragma GCC unroll 8
         for (int v = 1; v < 8; ++v) t = VT<ISA>::fmadd(f[v], VT<ISA>::load(a + m * lda + v * W), t);
         acc[m][j] = VT<ISA>::fmadd(t, sc, acc[m][j]);
       }
     }
+  };
+  const uint8_t* p[NR];
+  for (int64_t s = 0; s < nfull; ++s) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) p[j] = B + j * ldb + s * S;
+    step(p, s);
+  }
+  if (nsteps > nfull) {
+    for (int j = 0; j < NR; ++j) p[j] = tail[j];
+    step(p, nfull);
   }
   #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
