@@ -49,6 +49,24 @@ static inline float scale_at(const void* s, int e8m0, int64_t i) {
 // fp4 decode kernel with bf16 dot products (gemm_bf16_body.h): AVX512_BF16 hardware, and the AVX2 emulation
 // that tests select with set_bf16_dot(2)
 #if FG_X86
+namespace fg { namespace {
+// bf16 bytes of the e4m3 magnitudes 0..127 (from the exact fp32 LUT: e4m3 values are exact bf16)
+struct E4m3Bf16Bytes {
+  alignas(64) uint8_t hi[128];
+  alignas(64) uint8_t lo[128];
+  E4m3Bf16Bytes() {
+    for (int m = 0; m < 128; ++m) {
+      const uint16_t h = f32_to_bf16(fp8_lut().v[m]);
+      hi[m] = uint8_t(h >> 8);
+      lo[m] = uint8_t(h & 0xff);
+    }
+  }
+};
+static const E4m3Bf16Bytes& e4m3_bf16_bytes() {
+  static const E4m3Bf16Bytes t;
+  return t;
+}
+}}  // namespace fg::<anon>
 #define FG_E2M1_TABLES                                                                                  \
   alignas(16) static const uint8_t kE2m1Bf16HiB[16] = {0x00, 0x3F, 0x3F, 0x3F, 0x40, 0x40, 0x40, 0x40,  \
                                                        0x80, 0xBF, 0xBF, 0xBF, 0xC0, 0xC0, 0xC0, 0xC0}; \
@@ -58,7 +76,7 @@ static inline float scale_at(const void* s, int e8m0, int64_t i) {
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")
 namespace fg { namespace { namespace gm_bf16_hw {
 FG_E2M1_TABLES
-struct DB {
+struct DB {  // fp4 only: no VBMI needed
   using V = __m512;
   using I = __m512i;
   static constexpr int W = 16;
@@ -83,8 +101,65 @@ struct DB {
     }
   }
 };
+#define FG_BF16_WITH_FP4
 #include "gemm_bf16_body.h"
+#undef FG_BF16_WITH_FP4
 }}}  // namespace fg::<anon>::gm_bf16_hw
+#pragma GCC pop_options
+
+// fp8 needs vpermi2b (AVX512_VBMI) for its 128-entry byte tables: a namespace of its own, so the fp4 code
+// above never contains a VBMI instruction (AVX512_BF16 CPUs without VBMI exist: Cooper Lake)
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vbmi,fma,f16c")
+namespace fg { namespace { namespace gm_bf16_vbmi {
+FG_E2M1_TABLES
+struct DB {
+  using V = __m512;
+  using I = __m512i;
+  static constexpr int W = 16;
+  static FG_INLINE V zero() { return _mm512_setzero_ps(); }
+  static FG_INLINE V load(const float* p) { return _mm512_loadu_ps(p); }
+  static FG_INLINE V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static FG_INLINE float hsum(V v) { return _mm512_reduce_add_ps(v); }
+  static FG_INLINE I loadi(const uint16_t* p) { return _mm512_loadu_si512(p); }
+  static FG_INLINE V dot(V acc, I a, I b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
+  static FG_INLINE I bcast_lanes(const uint8_t* t16) {
+    return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t16)));
+  }
+  // e4m3 -> bf16 byte tables for vpermi2b (7-bit index = the magnitude; 0x7f -> bf16 NaN)
+  struct Tab { I h0, h1, l0, l1; };
+  static FG_INLINE Tab fp8_tab() {
+    const E4m3Bf16Bytes& t = e4m3_bf16_bytes();
+    return {_mm512_loadu_si512(t.hi), _mm512_loadu_si512(t.hi + 64), _mm512_loadu_si512(t.lo),
+            _mm512_loadu_si512(t.lo + 64)};
+  }
+  // 64 e4m3 bytes -> 2 vectors of 32 bf16: high byte by table | the sign bit, low byte by table, interleaved
+  static FG_INLINE void fp8_words(const uint8_t* p, const Tab& t, I* w) {
+    const I x = _mm512_loadu_si512(p);
+    const I hb = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(t.h0, x, t.h1), x,
+                                           _mm512_set1_epi8(char(0x80)), 0xF8);   // table | (x & 0x80)
+    const I lb = _mm512_permutex2var_epi8(t.l0, x, t.l1);
+    w[0] = _mm512_unpacklo_epi8(lb, hb);
+    w[1] = _mm512_unpackhi_epi8(lb, hb);
+  }
+  // 64 packed e2m1 bytes -> 4 vectors of 32 bf16 (see gemm_decode_body.h fp4x8, without the widening)
+  static FG_INLINE void fp4_words(const uint8_t* p, I th, I tl, I* w) {
+    const I x = _mm512_loadu_si512(p);
+    const I m4 = _mm512_set1_epi8(0x0f);
+    const I nib[2] = {_mm512_and_si512(x, m4), _mm512_and_si512(_mm512_srli_epi16(x, 4), m4)};
+    for (int h = 0; h < 2; ++h) {
+      const I bh = _mm512_shuffle_epi8(th, nib[h]), bl = _mm512_shuffle_epi8(tl, nib[h]);
+      w[2 * h] = _mm512_unpacklo_epi8(bl, bh);
+      w[2 * h + 1] = _mm512_unpackhi_epi8(bl, bh);
+    }
+  }
+};
+#define FG_BF16_WITH_FP8
+#define FG_FP8_FALLBACK isa_avx512
+#include "gemm_bf16_body.h"
+#undef FG_FP8_FALLBACK
+#undef FG_BF16_WITH_FP8
+}}}  // namespace fg::<anon>::gm_bf16_vbmi
 #pragma GCC pop_options
 
 #pragma GCC push_options
@@ -110,6 +185,18 @@ struct DB {
   static FG_INLINE I bcast_lanes(const uint8_t* t16) {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t16)));
   }
+  // e4m3 -> bf16 words in the hardware kernel's order, from the exact LUT (scalar: this path is for tests)
+  struct Tab {};
+  static FG_INLINE Tab fp8_tab() { return {}; }
+  static FG_INLINE void fp8_words(const uint8_t* p, const Tab&, I* w) {
+    alignas(32) uint16_t o[2][16];
+    const float* lut = fp8_lut().v;
+    for (int u = 0; u < 2; ++u)
+      for (int l = 0; l < 8; ++l)
+        for (int h = 0; h < 2; ++h) o[u][2 * l + h] = f32_to_bf16(lut[p[16 * (l / 4) + 8 * u + 2 * (l % 4) + h]]);
+    w[0] = _mm256_load_si256(reinterpret_cast<const __m256i*>(o[0]));
+    w[1] = _mm256_load_si256(reinterpret_cast<const __m256i*>(o[1]));
+  }
   static FG_INLINE void fp4_words(const uint8_t* p, I th, I tl, I* w) {
     const I x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     const I m4 = _mm256_set1_epi8(0x0f);
@@ -121,7 +208,13 @@ struct DB {
     }
   }
 };
+#define FG_BF16_WITH_FP4
+#define FG_BF16_WITH_FP8
+#define FG_FP8_FALLBACK isa_avx2
 #include "gemm_bf16_body.h"
+#undef FG_FP8_FALLBACK
+#undef FG_BF16_WITH_FP8
+#undef FG_BF16_WITH_FP4
 }}}  // namespace fg::<anon>::gm_bf16_emu
 #pragma GCC pop_options
 #undef FG_E2M1_TABLES
@@ -168,11 +261,23 @@ static bool use_decode(int64_t M) { return M <= kDecodeMaxM && cpu_isa() >= ISA_
 
 struct ABuf { std::vector<float> Af, A4; std::vector<uint16_t> A16; };
 
-// bf16 dot products for this call: fp4 decode path with E8M0 activation scales (a * a_s then is an exact
-// bf16), where bf16_dot_mode() allows them (AVX512_BF16, or the emulation tests ask for)
-static int bf16_gemm_mode(bool fp4, int64_t M, int a_s_e8m0) {
-  if (!fp4 || !use_decode(M) || !a_s_e8m0) return BF16_DOT_OFF;
-  return bf16_dot_mode();
+static bool cpu_vbmi() {
+#if FG_X86
+  static const int has = (__builtin_cpu_init(), __builtin_cpu_supports("avx512vbmi") ? 1 : 0);
+  return has != 0;
+#else
+  return false;
+#endif
+}
+
+// bf16 dot products for this call, where bf16_dot_mode() allows them (AVX512_BF16, or the emulation tests
+// ask for): decode path with E8M0 activation scales (a * a_s is then an exact bf16); fp8 also needs E8M0
+// weight scales (folded into the activations) and, on hardware, AVX512_VBMI for its decode tables
+static int bf16_gemm_mode(bool fp4, int64_t M, int a_s_e8m0, int b_s_e8m0) {
+  if (!use_decode(M) || !a_s_e8m0 || (!fp4 && !b_s_e8m0)) return BF16_DOT_OFF;
+  const int mode = bf16_dot_mode();
+  if (!fp4 && mode == BF16_DOT_HW && !cpu_vbmi()) return BF16_DOT_OFF;
+  return mode;
 }
 
 static void init_args(LowpArgs& g, bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t a_s,
@@ -204,15 +309,15 @@ static void prepare_a(LowpArgs& g, ABuf& buf, int threads) {
     buf.Af.resize(size_t(M * g.Kq));
     g.Af = buf.Af.data();
     decode_a(g, 0, M, true);
-    g.bf16 = bf16_gemm_mode(g.fp4, M, g.a_s_e8m0);
-    if (g.bf16 != BF16_DOT_OFF) {
+    g.bf16 = bf16_gemm_mode(g.fp4, M, g.a_s_e8m0, g.b_s_e8m0);
+    if (g.fp4 && g.bf16 != BF16_DOT_OFF) {
       // vdpbf16ps flushes bf16 denormals: keep the fp32 kernel for a call whose a * a_s has one
       const float tiny = std::numeric_limits<float>::min();
       for (float v : buf.Af)
         if (v != 0.f && std::fabs(v) < tiny) { g.bf16 = BF16_DOT_OFF; break; }
     }
 #if FG_X86
-    if (g.bf16 != BF16_DOT_OFF) {
+    if (g.fp4 && g.bf16 != BF16_DOT_OFF) {
       buf.A16.resize(buf.Af.size());
       g.A16 = buf.A16.data();
       if (g.bf16 == BF16_DOT_HW) gm_bf16_hw::fp4_perm_a16(&g, buf.A16.data());
@@ -239,8 +344,16 @@ static void prepare_a(LowpArgs& g, ABuf& buf, int threads) {
 // Output columns [n0, n1) of all M rows.
 static void run_rows(const LowpArgs& g, int64_t n0, int64_t n1) {
 #if FG_X86
-  if (g.bf16 == BF16_DOT_HW) { gm_bf16_hw::lowp_decode_rows_bf16(&g, n0, n1); return; }
-  if (g.bf16 == BF16_DOT_EMULATED) { gm_bf16_emu::lowp_decode_rows_bf16(&g, n0, n1); return; }
+  if (g.bf16 == BF16_DOT_HW) {
+    if (g.fp4) gm_bf16_hw::lowp_decode_rows_bf16(&g, n0, n1);
+    else gm_bf16_vbmi::lowp_decode_rows_fp8_bf16(&g, n0, n1);
+    return;
+  }
+  if (g.bf16 == BF16_DOT_EMULATED) {
+    if (g.fp4) gm_bf16_emu::lowp_decode_rows_bf16(&g, n0, n1);
+    else gm_bf16_emu::lowp_decode_rows_fp8_bf16(&g, n0, n1);
+    return;
+  }
   if (use_decode(g.M)) {
     if (cpu_isa() == ISA_AVX512) isa_avx512::lowp_decode_rows(&g, n0, n1);
     else isa_avx2::lowp_decode_rows(&g, n0, n1);
@@ -267,10 +380,10 @@ static int64_t unit_grain(const LowpArgs& g, int64_t unit) {
   return std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, g.M * g.K * unit));
 }
 
-// which kernel lowp_gemm / grouped_lowp use for M rows (tests): "decode-bf16" (unless a * a_s has a bf16
-// denormal), "decode" or "panel"
-std::string lowp_path(bool fp4, int64_t M, int a_s_e8m0) {
-  if (bf16_gemm_mode(fp4, M, a_s_e8m0) != BF16_DOT_OFF) return "decode-bf16";
+// which kernel lowp_gemm / grouped_lowp use for M rows (tests): "decode-bf16" (unless the folded activations
+// have a float denormal), "decode" or "panel"
+std::string lowp_path(bool fp4, int64_t M, int a_s_e8m0, int b_s_e8m0) {
+  if (bf16_gemm_mode(fp4, M, a_s_e8m0, b_s_e8m0) != BF16_DOT_OFF) return "decode-bf16";
   return use_decode(M) ? "decode" : "panel";
 }
 

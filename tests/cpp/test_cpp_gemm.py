@@ -193,11 +193,11 @@ def test_gemm_k_zero():
 def test_fp4_gemm_bf16_dot(bf16_dot, M, N, K):
     from flaggems.cpp import lib
 
-    assert lib().lowp_path(True, M, 1) == ("decode-bf16" if M <= 8 else "panel")
+    assert lib().lowp_path(True, M, 1, 1) == ("decode-bf16" if M <= 8 else "panel")
     a, a_s, b, b_s = make_fp4(M, N, K, True, seed=M)
     check(fp4_gemm_cpp(a, a_s, b, b_s, torch.float32), fp4_gemm_ref(a, a_s, b, b_s, torch.float32), K)
     # fp32 activation scales keep the fp32 kernel (a * a_s is not a bf16 in general)
-    assert lib().lowp_path(True, M, 0) == ("decode" if M <= 8 else "panel")
+    assert lib().lowp_path(True, M, 0, 1) == ("decode" if M <= 8 else "panel")
     a, a_s, b, b_s = make_fp4(M, N, K, False, seed=M)
     check(fp4_gemm_cpp(a, a_s, b, b_s, torch.float32), fp4_gemm_ref(a, a_s, b, b_s, torch.float32), K)
 
@@ -216,3 +216,38 @@ def test_fp4_gemm_bf16_dot_denormal_and_nan(bf16_dot):
     a_s.view(torch.uint8)[1, 1] = 255               # NaN activation scale: row 1 NaN, row 0 finite
     out = fp4_gemm_cpp(a, a_s, b, b_s, torch.float32)
     assert torch.isnan(out[1]).all() and not torch.isnan(out[0]).any()
+
+
+# fp8 with bf16 dot products: e4m3 and a * a_s * b_s (E8M0 both) are exact bf16 -> the fp32 tolerance holds
+@pytest.mark.parametrize("M", list(range(1, 10)))
+@pytest.mark.parametrize("N,K", [(37, 130), (131, 64), (9, 322), (300, 1024)])
+def test_fp8_gemm_bf16_dot(bf16_dot, M, N, K):
+    from flaggems.cpp import lib
+
+    assert lib().lowp_path(False, M, 1, 1) == ("decode-bf16" if M <= 8 else "panel")
+    a, a_s, b, b_s = make_fp8(M, N, K, True, seed=M)
+    check(fp8_gemm_cpp(a, a_s, b, b_s, torch.float32), fp8_gemm_ref(a, a_s, b, b_s, torch.float32), K)
+    assert lib().lowp_path(False, M, 1, 0) == ("decode" if M <= 8 else "panel")   # fp32 scales: fp32 kernel
+    a, a_s, b, b_s = make_fp8(M, N, K, False, seed=M)
+    check(fp8_gemm_cpp(a, a_s, b, b_s, torch.float32), fp8_gemm_ref(a, a_s, b, b_s, torch.float32), K)
+
+
+def test_fp8_gemm_bf16_dot_nan_and_denormal(bf16_dot):
+    # NaN weight bytes decode to bf16 NaN (no scan on this path): their columns, and only those, are NaN
+    a, a_s, b, b_s = make_fp8(3, 140, 300, True, seed=9)
+    b.view(torch.uint8)[5, 7] = 0x7F
+    b.view(torch.uint8)[139, 299] = 0xFF
+    out = fp8_gemm_cpp(a, a_s, b, b_s, torch.float32)
+    nan_cols = torch.zeros(140, dtype=torch.bool)
+    nan_cols[[5, 139]] = True
+    assert torch.isnan(out[:, nan_cols]).all() and not torch.isnan(out[:, ~nan_cols]).any()
+    check(out[:, ~nan_cols], fp8_gemm_ref(a, a_s, b, b_s, torch.float32)[:, ~nan_cols], 300)
+    # a * a_s * b_s below the smallest normal float everywhere (vdpbf16ps would flush all of it): the groups
+    # fall back to the fp32 tiles and the (tiny) result is still right
+    a, a_s, b, b_s = make_fp8(2, 130, 256, True, seed=10)
+    a_s.view(torch.uint8).fill_(1)                  # 2^-126
+    b_s.view(torch.uint8).fill_(126)                # 2^-1
+    out = fp8_gemm_cpp(a, a_s, b, b_s, torch.float32)
+    ref = fp8_gemm_ref(a, a_s, b, b_s, torch.float32)
+    assert ref.abs().max() > 0
+    check(out, ref, 256)

@@ -72,9 +72,11 @@ def test_grouped_lowp_bad_offs():
         grouped_fp8_gemm_cpp(a, a_s, b, b_s[:, :, :0], torch.tensor([1, 4], dtype=torch.int32))
 
 
-def test_grouped_fp4_bf16_dot(bf16_dot):
-    counts, N, K = [1, 0, 3, 2, 9], 37, 322
-    a, a_s, _, _ = make_fp4(sum(counts), 1, K, True, seed=12)
-    b, b_s = _experts(True, len(counts), N, K, seed=30)
+@pytest.mark.parametrize("fp4", [False, True])
+def test_grouped_lowp_bf16_dot(bf16_dot, fp4):
+    counts, N, K = [1, 0, 3, 2, 9], 137, 322
+    a, a_s, _, _ = (make_fp4 if fp4 else make_fp8)(sum(counts), 1, K, True, seed=12)
+    b, b_s = _experts(fp4, len(counts), N, K, seed=30)
     offs = torch.tensor(counts, dtype=torch.int32).cumsum(0).to(torch.int32)
-    check(grouped_fp4_gemm_cpp(a, a_s, b, b_s, offs, torch.float32), _ref(True, a, a_s, b, b_s, offs), K)
+    fn = grouped_fp4_gemm_cpp if fp4 else grouped_fp8_gemm_cpp
+    check(fn(a, a_s, b, b_s, offs, torch.float32), _ref(fp4, a, a_s, b, b_s, offs), K)
