@@ -1,9 +1,10 @@
 """Dense matmul family: C = alpha * (A @ B) + beta * bias.
 
 mm: C[M,N] = A[M,K] B[K,N]; bmm: batched; addmm: beta*self + alpha*(A@B) with self broadcast to [M,N]; mv, dot,
-vdot, addmv, baddbmm, addbmm and the .out overloads. All are the unscaled plan of the GEMM kernel
+vdot, addmv, baddbmm, addbmm, their .out overloads and the in-place twins addmm_, addmv_, baddbmm_, addbmm_. All are the unscaled plan of the GEMM kernel
 (flaggems/ops/gemm/kernel.py): fp32 accumulator (fp64 for fp64), any strides (transposed operands are read in
-place), K masked so it need not be a multiple of the tile. fp32 inputs use IEEE products unless torch allows
+place), K masked so it need not be a multiple of the tile.
+alpha == 0 skips the product (BLAS semantics: NaN / Inf in the operands do not reach C), beta == 0 the bias. fp32 inputs use IEEE products unless torch allows
 TF32 on the device (``torch.backends.cuda.matmul.allow_tf32``).
 """
 from __future__ import annotations
@@ -101,14 +102,39 @@ def _biased(product_reason, out_shape):
     return reason
 
 
+def _shares_memory(out, t):
+    return out.untyped_storage().data_ptr() == t.untyped_storage().data_ptr()
+
+
 def _biased_out(run):
     """The .out overload of a ``beta * bias + alpha * product`` op."""
     def fn(bias, x, y, *, beta=1, alpha=1, out):
-        if beta != 0 and out.data_ptr() == bias.data_ptr():
-            # out aliases the bias (addmm_ style): compute into a temporary to avoid read-after-write races
+        if (beta != 0 and _shares_memory(out, bias)) or _shares_memory(out, x) or _shares_memory(out, y):
+            # out is (part of) an input (addmm_ style, or x.addmm_(x, y)): tiles would overwrite what other
+            # tiles still read, so compute into a temporary first
             return out.copy_(run(bias, x, y, beta, alpha, torch.empty_like(out)))
         return run(bias, x, y, beta, alpha, out)
     return fn
+
+
+def _inplace(reason, run):
+    """The in-place twin (``addmm_`` ...) of a ``beta * bias + alpha * product`` op: its .out overload with
+    out = self, so both compute the same values. ``self`` must already have the output's shape and dtype (torch
+    does not broadcast or cast the written tensor: those calls go to the native kernel, which raises), and no
+    two of its elements may share memory (expanded self: native raises)."""
+    out_fn = _biased_out(run)
+
+    def supports(self, x, y, *, beta=1, alpha=1):
+        r = reason(self, x, y, beta=beta, alpha=alpha, out=self)
+        if r:
+            return r
+        if torch._debug_has_internal_overlap(self) != 0:
+            return "self has internal overlap"
+        return None
+
+    def fn(self, x, y, *, beta=1, alpha=1):
+        return out_fn(self, x, y, beta=beta, alpha=alpha, out=self)
+    return supports, fn
 
 
 def _mm_shape(a, b):
@@ -130,6 +156,8 @@ def addmm(bias, a, b, *, beta=1, alpha=1):
 
 
 addmm_out = implement("aten::addmm.out", kind="triton", dtypes=FLOAT, supports=_supports_addmm)(_biased_out(_addmm))
+_supports_addmm_, _addmm_ = _inplace(_supports_addmm, _addmm)
+addmm_ = implement("aten::addmm_.default", kind="triton", dtypes=FLOAT, supports=_supports_addmm_)(_addmm_)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -202,6 +230,8 @@ def addmv(bias, a, v, *, beta=1, alpha=1):
 
 
 addmv_out = implement("aten::addmv.out", kind="triton", dtypes=FLOAT, supports=_supports_addmv)(_biased_out(_addmv))
+_supports_addmv_, _addmv_ = _inplace(_supports_addmv, _addmv)
+addmv_ = implement("aten::addmv_.default", kind="triton", dtypes=FLOAT, supports=_supports_addmv_)(_addmv_)
 
 
 def _baddbmm(bias, b1, b2, beta, alpha, out):
@@ -223,6 +253,8 @@ def baddbmm(bias, b1, b2, *, beta=1, alpha=1):
 
 baddbmm_out = implement("aten::baddbmm.out", kind="triton", dtypes=FLOAT, supports=_supports_baddbmm)(
     _biased_out(_baddbmm))
+_supports_baddbmm_, _baddbmm_ = _inplace(_supports_baddbmm, _baddbmm)
+baddbmm_ = implement("aten::baddbmm_.default", kind="triton", dtypes=FLOAT, supports=_supports_baddbmm_)(_baddbmm_)
 
 
 def _addbmm(bias, b1, b2, beta, alpha, out):
@@ -243,3 +275,5 @@ def addbmm(bias, b1, b2, *, beta=1, alpha=1):
 
 addbmm_out = implement("aten::addbmm.out", kind="triton", dtypes=FLOAT, supports=_supports_addbmm)(
     _biased_out(_addbmm))
+_supports_addbmm_, _addbmm_ = _inplace(_supports_addbmm, _addbmm)
+addbmm_ = implement("aten::addbmm_.default", kind="triton", dtypes=FLOAT, supports=_supports_addbmm_)(_addbmm_)

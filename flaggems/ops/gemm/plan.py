@@ -137,8 +137,9 @@ def _ds_format(fmt: int, t: torch.Tensor) -> str:
     return "e2m1" if fmt == E2M1_PAIRS else DOT_SCALED_FORMAT.get(t.dtype, "e4m3")
 
 
-def _zero_k(c, bias, beta, scale_result):
-    """K = 0: the product is zeros; the bias term still applies."""
+def _no_product(c, bias, beta, scale_result):
+    """K = 0 or alpha == 0: no product term (BLAS semantics: with alpha == 0 A and B are not read, so NaN / Inf
+    in them do not reach C); the bias term still applies."""
     if bias is None:
         return c.zero_()
     t = bias.expand(c.shape)
@@ -156,7 +157,8 @@ def launch(plan: Plan, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, off
 
     TILES: Bt is the batch. ROWS: a [1, R, K] and c [1, R, N] with rows grouped by ``offs``, b [G, K, N].
     KSPLIT: a [1, M, K], b [1, K, N], c [G, M, N] with K grouped by ``offs``. Packed e2m1 operands hold K / 2
-    bytes along K. ``bias`` broadcasts to c (scaled by ``beta``, skipped when beta == 0); ``scale_result``
+    bytes along K. ``bias`` broadcasts to c (scaled by ``beta``, skipped when beta == 0; with alpha == 0 the
+    product is skipped, as BLAS does); ``scale_result``
     (fp32 scalar) divides the result.
     """
     if c.numel() == 0:
@@ -167,8 +169,8 @@ def launch(plan: Plan, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, off
     N = b.shape[2]
     if bias is not None and beta == 0:
         bias = None
-    if plan.layout == TILES and K == 0:
-        return _zero_k(c, bias, beta, scale_result)
+    if plan.layout == TILES and (K == 0 or alpha == 0):
+        return _no_product(c, bias, beta, scale_result)
     s_a, s_b, s_c = a.stride(), b.stride(), c.stride()
     G = 1
     dims = {"M": M, "N": N, "K": K}

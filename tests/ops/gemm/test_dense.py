@@ -166,3 +166,87 @@ def test_dense_family_errors_like_torch():
         run_gems(torch.dot, torch.randn(3), torch.randn(4))
     with pytest.raises(RuntimeError):
         run_gems(torch.baddbmm, torch.randn(2, 3, 3), torch.randn(2, 3, 4), torch.randn(2, 5, 3))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# alpha == 0 / beta == 0 (issue 13 #7) and the in-place twins (issue 13 #20)
+
+_NAN = float("nan")
+# op, bias shape, operand shapes, product
+_FAMILY = {
+    "addmm": (torch.addmm, (6, 5), ((6, 3), (3, 5)), lambda x, y: x @ y),
+    "addmv": (torch.addmv, (6,), ((6, 3), (3,)), lambda x, y: x @ y),
+    "baddbmm": (torch.baddbmm, (2, 6, 5), ((2, 6, 3), (2, 3, 5)), lambda x, y: x @ y),
+    "addbmm": (torch.addbmm, (6, 5), ((2, 6, 3), (2, 3, 5)), lambda x, y: (x @ y).sum(0)),
+}
+
+
+def _want(bias, x, y, alpha, beta, product):
+    # BLAS semantics: alpha == 0 does not read the operands, beta == 0 does not read the bias (torch's CPU
+    # baddbmm propagates NaN from the operands with alpha == 0 for tiny shapes only: BLAS shapes do not)
+    want = torch.zeros_like(product(x.double(), y.double()).nan_to_num())
+    if alpha != 0:
+        want = want + alpha * product(x.double(), y.double())
+    return want + (beta * bias.double() if beta != 0 else 0)
+
+
+@pytest.mark.parametrize("op", list(_FAMILY))
+@pytest.mark.parametrize("variant", ["functional", "out", "inplace"])
+@pytest.mark.parametrize("alpha,beta,poison", [(0, 1.5, "operand"), (0, 1.0, "inf_operand"), (2.0, 0, "bias"),
+                                               (0, 0, "both"), (0.5, 2.0, None)])
+def test_addmm_family_alpha_beta_zero(op, variant, alpha, beta, poison):
+    fn, bias_shape, (sx, sy), product = _FAMILY[op]
+    bias, x, y = make_tensor(bias_shape, torch.float32), make_tensor(sx, torch.float32), make_tensor(sy, torch.float32)
+    if poison in ("operand", "both"):
+        x = torch.full(sx, _NAN)
+    if poison == "inf_operand":
+        x = torch.full(sx, float("inf"))
+    if poison in ("bias", "both"):
+        bias = torch.full(bias_shape, _NAN)
+    want = _want(bias, x, y, alpha, beta, product)
+    if variant == "functional":
+        got, _ = run_gems(fn, bias, x, y, alpha=alpha, beta=beta, served=[f"{op}.default"])
+    elif variant == "out":
+        got = poisoned(want.shape, torch.float32)
+        run_gems(lambda: fn(bias, x, y, alpha=alpha, beta=beta, out=got), served=[f"{op}.out"])
+    else:
+        got = bias.clone()
+        ret, _ = run_gems(lambda: getattr(got, op + "_")(x, y, alpha=alpha, beta=beta), served=[f"{op}_.default"])
+        assert ret is got
+    assert_close(got, want, torch.float32, reduce_len=6)
+
+
+@pytest.mark.parametrize("op", list(_FAMILY))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_inplace_twins_agree_with_functional(op, dtype):
+    fn, bias_shape, (sx, sy), _ = _FAMILY[op]
+    bias, x, y = make_tensor(bias_shape, dtype), make_tensor(sx, dtype), make_tensor(sy, dtype)
+    want, _ = run_gems(fn, bias, x, y, alpha=0.5, beta=2.0, served=[f"{op}.default"])
+    got = bias.clone()
+    run_gems(lambda: getattr(got, op + "_")(x, y, alpha=0.5, beta=2.0), served=[f"{op}_.default"])
+    assert torch.equal(got, want)
+    # a transposed (non-contiguous) self is written in place
+    if len(bias_shape) == 2:
+        t = bias.t().contiguous().t()
+        run_gems(lambda: getattr(t, op + "_")(x, y, alpha=0.5, beta=2.0), served=[f"{op}_.default"])
+        assert torch.equal(t, want)
+
+
+def test_addmm_inplace_self_is_an_operand():
+    # x.addmm_(x, y): self is read as mat1 while being written
+    x, y = make_tensor((8, 8), torch.float32), make_tensor((8, 8), torch.float32)
+    want = 2.0 * x.double() + x.double() @ y.double()
+    got = x.clone()
+    run_gems(lambda: got.addmm_(got, y, beta=2.0), served=["addmm_.default"])
+    assert_close(got, want, torch.float32, reduce_len=8)
+
+
+def test_inplace_twins_raise_like_torch():
+    # self that needs broadcasting / a cast, or with overlapping elements, goes to the native kernel: it raises
+    x, y = make_tensor((6, 3), torch.float32), make_tensor((3, 5), torch.float32)
+    with pytest.raises(RuntimeError):
+        run_gems(lambda: torch.zeros(5).addmm_(x, y))
+    with pytest.raises(RuntimeError):
+        run_gems(lambda: torch.zeros(6, 5, dtype=torch.float64).addmm_(x, y))
+    with pytest.raises(RuntimeError):
+        run_gems(lambda: torch.zeros(1, 5).expand(6, 5).addmm_(x, y))
