@@ -166,6 +166,9 @@ def _supports(a, b, offs=None, bias=None, out_dtype=None):
     """None when our kernel takes the call; otherwise the reason (torch's kernel then raises its own error)."""
     if a.dtype != b.dtype:
         return "mixed dtypes"
+    if a.dtype not in FLOAT:
+        # the registry's dtype filter admits int32 for offs; int operands are torch's to refuse
+        return "operands must be bf16 / fp16 / fp32"
     if a.dim() not in (2, 3) or b.dim() not in (2, 3):
         return "operands must be 2-D or 3-D"
     if bias is not None:

@@ -191,3 +191,20 @@ def test_grouped_mm_hypothesis(sizes, extra, k, n, dtype, mode, transposed):
         red = k
     got, _ = run_gems(_call, a, b, offs, served=["_grouped_mm"])
     assert_close(got, G.grouped_mm_ref(a, b, offs).double(), dtype, reduce_len=red)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.int8, torch.float64])
+@pytest.mark.parametrize("mode", ["2d3d", "3d3d", "2d2d", "3d2d"])
+def test_non_float_operands_raise_like_torch(dtype, mode):
+    # issue 13 #13: int32 operands passed the registry's dtype filter (offs is int32) and reached tl.dot, which
+    # escaped as an InterpreterError; they must raise torch's own error class
+    offs = _offs([8, 8])
+    a = {"2d3d": (16, 16), "3d3d": (2, 16, 16), "2d2d": (16, 16), "3d2d": (2, 16, 16)}[mode]
+    b = {"2d3d": (2, 16, 16), "3d3d": (2, 16, 16), "2d2d": (16, 16), "3d2d": (16, 16)}[mode]
+    args = (torch.ones(a).to(dtype), torch.ones(b).to(dtype)) + ((offs,) if mode != "3d3d" else ())
+    with pytest.raises(RuntimeError) as native:
+        torch._grouped_mm(*args)
+    with pytest.raises(RuntimeError) as ours:
+        with flaggems.use_gems():
+            torch._grouped_mm(*args)
+    assert type(ours.value) is type(native.value), ours.value   # InterpreterError subclasses RuntimeError
