@@ -10,7 +10,8 @@
 // a_s, and each B tile is decoded (LUT / F16C, never the whole weight) times its b_s into a small
 // per-thread panel. With power-of-two (E8M0) scales this is exactly the spec's per-block
 // "P = A_k B_k^T in fp32, then C += P * a_s * b_s" up to the order of the fp32 additions; with fp32
-// scales it differs by fp32 rounding only. Accumulation is fp32 throughout.
+// scales it differs by fp32 rounding only. Accumulation is fp32 throughout. A call with a +-Inf fp32 scale
+// takes the unfolded scalar kernel (lowp_rows_exact): folding would turn Inf * 0 into NaN.
 //
 // Parallel over N (panels of NP rows), weight streaming for decode shapes (M = 1..16):
 // each weight byte is read once and decoded once per M block of up to MB rows.
@@ -33,6 +34,7 @@ struct LowpArgs {
   const uint16_t* A16;  // decode path, fp4 with bf16 dot products: bf16 pairs in the decode order [M, Kq]
   int bf16;        // BF16_DOT_* of this call (fp4 decode path only)
   bool fp4;
+  bool exact;      // an fp32 scale is +-Inf: lowp_rows_exact instead of the folding kernels
   int nthreads;
 };
 
@@ -280,6 +282,53 @@ static int bf16_gemm_mode(bool fp4, int64_t M, int a_s_e8m0, int b_s_e8m0) {
   return mode;
 }
 
+// Folding a +-Inf (fp32) scale into the operands turns Inf * 0 and +Inf + -Inf into NaN where the spec's
+// "partial product of the block, then times its scales" gives +-Inf (what fp8_gemm_ref and the Triton kernel
+// compute). Such calls are degenerate, so they take this scalar kernel of the spec's formula instead of a
+// folding one (E8M0 scales have no Inf; NaN scales give NaN either way).
+static bool has_inf(const void* s, int e8m0, int64_t n) {
+  if (e8m0) return false;
+  const float* f = static_cast<const float*>(s);
+  for (int64_t i = 0; i < n; ++i)
+    if (std::isinf(f[i])) return true;
+  return false;
+}
+
+static void store_f32(void* out, int out_dt, int64_t i, float v) {
+  if (out_dt == F32) store_from_f32<F32>(out, i, v);
+  else if (out_dt == BF16) store_from_f32<BF16>(out, i, v);
+  else store_from_f32<F16>(out, i, v);
+}
+
+// Output columns [n0, n1) of all M rows: C = sum over K blocks (128 fp8, 32 fp4) of (A_kb . B_kb^T) * a_s * b_s.
+static void lowp_rows_exact(const LowpArgs& g, int64_t n0, int64_t n1) {
+  const float* lut = fp8_lut().v;
+  const int64_t K = g.K, blk = g.fp4 ? 32 : 128;
+  std::vector<float> brow(size_t(std::max<int64_t>(K, 1)));
+  for (int64_t n = n0; n < n1; ++n) {
+    if (g.fp4) {
+      const uint8_t* br = g.b + n * (K / 2);
+      for (int64_t k = 0; k < K; ++k) brow[k] = kFp4Values[(k & 1) ? (br[k / 2] >> 4) : (br[k / 2] & 15)];
+    } else {
+      const uint8_t* br = g.b + n * K;
+      for (int64_t k = 0; k < K; ++k) brow[k] = lut[br[k]];
+    }
+    for (int64_t m = 0; m < g.M; ++m) {
+      const uint8_t* ar = g.a + m * K;
+      float acc = 0.f;
+      for (int64_t k0 = 0; k0 < K; k0 += blk) {
+        float p = 0.f;
+        for (int64_t k = k0, ke = std::min(K, k0 + blk); k < ke; ++k) p += lut[ar[k]] * brow[k];
+        const float sa = scale_at(g.a_s, g.a_s_e8m0, m * g.KBa + k0 / 128);
+        const float sb = g.fp4 ? scale_at(g.b_s, g.b_s_e8m0, n * g.KBb + k0 / 32)
+                               : scale_at(g.b_s, g.b_s_e8m0, (n / 128) * g.KBb + k0 / 128);
+        acc += p * sa * sb;
+      }
+      store_f32(g.out, g.out_dt, m * g.N + n, acc);
+    }
+  }
+}
+
 static void init_args(LowpArgs& g, bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t a_s,
                       int a_s_e8m0, uintptr_t b, uintptr_t b_s, int b_s_e8m0, uintptr_t out, int out_dt,
                       int nthreads) {
@@ -299,10 +348,13 @@ static void init_args(LowpArgs& g, bool fp4, int64_t M, int64_t N, int64_t K, ui
   g.KBb = fp4 ? (K + 31) / 32 : (K + 127) / 128;
   g.Kp = (K + 31) / 32 * 32;
   g.nthreads = nthreads;
+  g.exact = has_inf(g.a_s, a_s_e8m0, M * g.KBa) ||
+            has_inf(g.b_s, b_s_e8m0, fp4 ? N * g.KBb : (N + 127) / 128 * g.KBb);
 }
 
 // Decode A (times a_s) in the layout of the path run_rows will take; `threads` > 1 splits the rows.
 static void prepare_a(LowpArgs& g, ABuf& buf, int threads) {
+  if (g.exact) return;  // lowp_rows_exact reads a itself
   const int64_t M = g.M, K = g.K;
   if (use_decode(M)) {
     g.Kq = g.Kp = (K + 127) / 128 * 128;
@@ -343,6 +395,7 @@ static void prepare_a(LowpArgs& g, ABuf& buf, int threads) {
 
 // Output columns [n0, n1) of all M rows.
 static void run_rows(const LowpArgs& g, int64_t n0, int64_t n1) {
+  if (g.exact) { lowp_rows_exact(g, n0, n1); return; }
 #if FG_X86
   if (g.bf16 == BF16_DOT_HW) {
     if (g.fp4) gm_bf16_hw::lowp_decode_rows_bf16(&g, n0, n1);

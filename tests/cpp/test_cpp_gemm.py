@@ -251,3 +251,27 @@ def test_fp8_gemm_bf16_dot_nan_and_denormal(bf16_dot):
     ref = fp8_gemm_ref(a, a_s, b, b_s, torch.float32)
     assert ref.abs().max() > 0
     check(out, ref, 256)
+
+
+def _same_specials(got, want):
+    """Same NaN / +-Inf positions (and signs); finite values close."""
+    got, want = got.float(), want.float()
+    assert torch.equal(got.isnan(), want.isnan()), (got.isnan().sum(), want.isnan().sum())
+    assert torch.equal(torch.where(want.isinf(), want, 0), torch.where(got.isinf(), got, 0))
+    fin = want.isfinite()
+    scale = want[fin].abs().max().item() if fin.any() else 1.0
+    assert torch.allclose(got[fin], want[fin], rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("fp4,where", [(False, "a_s"), (False, "b_s"), (True, "a_s")])  # fp4 b_s: E8M0, no Inf
+@pytest.mark.parametrize("M", [1, 4, 17])
+def test_gemm_inf_scale_like_reference(isa, fp4, M, where):
+    # issue 13 #9: an Inf fp32 scale folded into the decoded operands gave Inf * 0 and +Inf + -Inf = NaN for the
+    # whole row; the spec (and fp8_gemm_ref / Triton) multiplies each block's partial product: +-Inf
+    N, K = 160, 256
+    a, a_s, b, b_s = (make_fp4 if fp4 else make_fp8)(M, N, K, e8m0=False)
+    (a_s if where == "a_s" else b_s)[0, 1] = float("inf")
+    a_s[-1, 0] = float("-inf")
+    ref = (fp4_gemm_ref if fp4 else fp8_gemm_ref)(a, a_s, b, b_s, torch.float32)
+    assert ref.isinf().any()
+    _same_specials((fp4_gemm_cpp if fp4 else fp8_gemm_cpp)(a, a_s, b, b_s, torch.float32), ref)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from flaggems.cpp.grouped_lowp import grouped_fp4_gemm_cpp, grouped_fp8_gemm_cpp
-from flaggems.deepseek.fp4_gemm import fp4_gemm_ref
-from flaggems.deepseek.fp8_gemm import fp8_gemm_ref
+from flaggems.ops.gemm.fp4_gemm import fp4_gemm_ref
+from flaggems.ops.gemm.fp8_gemm import fp8_gemm_ref
 
 from .test_cpp_gemm import check, make_fp4, make_fp8
 
@@ -80,3 +80,21 @@ def test_grouped_lowp_bf16_dot(bf16_dot, fp4):
     offs = torch.tensor(counts, dtype=torch.int32).cumsum(0).to(torch.int32)
     fn = grouped_fp4_gemm_cpp if fp4 else grouped_fp8_gemm_cpp
     check(fn(a, a_s, b, b_s, offs, torch.float32), _ref(fp4, a, a_s, b, b_s, offs), K)
+
+
+@pytest.mark.parametrize("fp4", [False, True])
+def test_grouped_lowp_inf_scale_like_reference(fp4):
+    # issue 13 #9 for the grouped kernel: an Inf activation scale gives +-Inf (per-block product), not NaN
+    from .test_cpp_gemm import _same_specials
+
+    counts, N, K = [1, 0, 12, 2], 70, 256
+    G, M = len(counts), sum(counts)
+    a, a_s, _, _ = (make_fp4 if fp4 else make_fp8)(M, 1, K, False, seed=3)
+    a_s[0, 1] = float("inf")
+    a_s[5, 0] = float("-inf")
+    b, b_s = _experts(fp4, G, N, K, seed=4)
+    offs = torch.tensor(counts, dtype=torch.int32).cumsum(0).to(torch.int32)
+    got = (grouped_fp4_gemm_cpp if fp4 else grouped_fp8_gemm_cpp)(a, a_s, b, b_s, offs, torch.float32)
+    ref = _ref(fp4, a, a_s, b, b_s, offs)
+    assert ref.isinf().any()
+    _same_specials(got, ref)
