@@ -16,7 +16,8 @@ device. The grid is sized from an upper bound on the number of row tiles, ``cdiv
 (every non-empty group adds at most one partial tile, at most min(G, M) groups are non-empty, and group G is the
 zero tail), and each program finds its group with an in-kernel prefix sum over the per-group tile counts. Offsets are clamped
 to [0, M] in the kernel so every access stays in bounds whatever ``offs`` holds; on host tensors (no device
-sync needed) offsets that decrease or pass the row count raise a RuntimeError instead of computing garbage.
+sync needed) offsets that decrease or pass the row count raise a RuntimeError instead of computing garbage; on
+a device they are validated in the kernel in Triton's debug mode (see :func:`check_offs_values`).
 Any strides are read in place (row- or column-major weights, transposed views).
 """
 from __future__ import annotations
@@ -56,7 +57,8 @@ def launch_rows(a2, b3, c2, offs, *, sa=None, sa_strides=(0,), sb=None, sb_strid
     if sa is not None:
         scales = dict(sa=Scale(sa, sa_strides[0], at=ON_ACC),
                       sb=Scale(sb, sb_strides[1], at=ON_ACC, s_batch=sb_strides[0]))
-    launch(_plan(ROWS_TILES, ROWS, a2, b3, **scales), a2.unsqueeze(0), b3, c2.unsqueeze(0), offs=offs)
+    launch(_plan(ROWS_TILES, ROWS, a2, b3, **scales), a2.unsqueeze(0), b3, c2.unsqueeze(0), offs=offs,
+           check_offs=not _host_checkable(offs))
     return c2
 
 
@@ -66,7 +68,8 @@ def launch_k(a2, b2, c3, offs, *, sa=None, sa_strides=(0, 0), sb=None, sb_stride
     if sa is not None:
         scales = dict(sa=Scale(sa, sa_strides[1], at=ON_ACC, s_batch=sa_strides[0]),
                       sb=Scale(sb, sb_strides[1], at=ON_ACC, s_batch=sb_strides[0]))
-    return launch(_plan(KSPLIT_TILES, KSPLIT, a2, b2, **scales), a2.unsqueeze(0), b2.unsqueeze(0), c3, offs=offs)
+    return launch(_plan(KSPLIT_TILES, KSPLIT, a2, b2, **scales), a2.unsqueeze(0), b2.unsqueeze(0), c3, offs=offs,
+                  check_offs=not _host_checkable(offs))
 
 
 def out_tensor(a, b, offs, dtype):
@@ -91,7 +94,11 @@ _host_checkable = values_checkable
 
 
 def check_offs_values(offs: torch.Tensor, bound: int, what: str, op: str = "grouped_mm") -> None:
-    """On host tensors (free of a device sync): offsets must be >= 0, non-decreasing and <= ``bound``."""
+    """On host tensors (free of a device sync): offsets must be >= 0, non-decreasing and <= ``bound``.
+
+    Offsets on an accelerator are never read here (a ``.item()`` per MoE layer would stall the decode loop):
+    the kernel clamps them so every access stays in bounds, and validates them with ``tl.device_assert``
+    (``launch(check_offs=True)``), which Triton compiles in debug mode only (``TRITON_DEBUG=1``)."""
     if not _host_checkable(offs):
         return
     o = offs.to(torch.int64)

@@ -18,7 +18,8 @@ is ``decode(s[r // DIV, k // GROUP])`` at strided or MX-swizzled offsets, in fp3
 Layouts (``LAYOUT``): TILES, program_id(1) is the batch; ROWS, rows of A and C are grouped by ``offs`` and group
 g multiplies B[g] (``group_of_tile`` maps a virtual row tile to its group; the tail past offs[-1] is written as
 zeros); KSPLIT, group g = program_id(1) contracts over K in [offs[g-1], offs[g]) into C[g]. Offsets are clamped
-to the extent so every access stays in bounds whatever ``offs`` holds.
+to the extent so every access stays in bounds whatever ``offs`` holds; with ``CHECK_OFFS`` (offs on a device,
+where the launcher does not read them) bad offsets also fail a ``tl.device_assert`` in Triton's debug mode.
 
 M, N, K are runtime values (no recompilation per shape); block sizes, formats and flags are constexprs.
 """
@@ -37,15 +38,20 @@ TILES, ROWS, KSPLIT = 0, 1, 2
 
 
 @triton.jit
-def group_of_tile(offs_ptr, pid, G, R, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr):
+def group_of_tile(offs_ptr, pid, G, R, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
+                  CHECK_OFFS: tl.constexpr = False):
     """Virtual row-tile ``pid`` -> (group, first row, end row, live).
 
     Groups are [offs[g-1], offs[g]) clamped to [0, R]; group G is the tail [offs[G-1], R) (written as zeros).
     Tiles are numbered group after group; ``live`` is False for the spare programs of the upper-bound grid.
+    ``CHECK_OFFS``: device-side validation of offs (effective in Triton's debug mode only, TRITON_DEBUG=1).
     """
     gi = tl.arange(0, BLOCK_G)
     prev = tl.load(offs_ptr + gi - 1, mask=(gi >= 1) & (gi <= G), other=0)
     cur = tl.load(offs_ptr + gi, mask=gi < G, other=0)
+    if CHECK_OFFS:
+        tl.device_assert((gi >= G) | ((cur >= prev) & (cur >= 0) & (cur <= R)),
+                         "offs must be non-negative, non-decreasing and at most the grouped extent")
     cur = tl.where(gi == G, R, cur)
     start = tl.minimum(tl.maximum(prev, 0), R)
     end = tl.minimum(tl.maximum(cur, 0), R)
@@ -112,9 +118,9 @@ def gemm_kernel(
         SB_DIV: tl.constexpr, SB_SWZ: tl.constexpr, SB_ONE: tl.constexpr,
         HAS_BIAS: tl.constexpr, SCALE: tl.constexpr, HAS_GS: tl.constexpr, OUT_DIV: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-        BLOCK_G: tl.constexpr):
+        BLOCK_G: tl.constexpr, CHECK_OFFS: tl.constexpr = False):
     if LAYOUT == 1:
-        g, r0, m_end, live = group_of_tile(offs_ptr, tl.program_id(0), G, M, BLOCK_M, BLOCK_G)
+        g, r0, m_end, live = group_of_tile(offs_ptr, tl.program_id(0), G, M, BLOCK_M, BLOCK_G, CHECK_OFFS)
         pid_n = tl.program_id(1)
         rm = r0 + tl.arange(0, BLOCK_M)
         bt = g.to(tl.int64)
@@ -137,8 +143,13 @@ def gemm_kernel(
         work = True
         bt = tl.program_id(1).to(tl.int64)
         if LAYOUT == 2:
-            k_lo = tl.minimum(tl.maximum(tl.load(offs_ptr + bt - 1, mask=bt > 0, other=0), 0), K)
-            k_hi = tl.minimum(tl.maximum(tl.load(offs_ptr + bt), 0), K)
+            k_lo = tl.load(offs_ptr + bt - 1, mask=bt > 0, other=0)
+            k_hi = tl.load(offs_ptr + bt)
+            if CHECK_OFFS:
+                tl.device_assert((k_hi >= k_lo) & (k_hi >= 0) & (k_hi <= K),
+                                 "offs must be non-negative, non-decreasing and at most the grouped extent")
+            k_lo = tl.minimum(tl.maximum(k_lo, 0), K)
+            k_hi = tl.minimum(tl.maximum(k_hi, 0), K)
         else:
             k_lo = 0
             k_hi = K

@@ -152,14 +152,15 @@ def _no_product(c, bias, beta, scale_result):
 
 def launch(plan: Plan, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, offs: Optional[torch.Tensor] = None,
            bias: Optional[torch.Tensor] = None, alpha: float = 1.0, beta: float = 1.0,
-           scale_result: Optional[torch.Tensor] = None) -> torch.Tensor:
+           scale_result: Optional[torch.Tensor] = None, check_offs: bool = False) -> torch.Tensor:
     """c = plan(a · b) for 3-D a [Bt, M, K], b [Bt, K, N], c [Bt, M, N] (any strides, 0 included).
 
     TILES: Bt is the batch. ROWS: a [1, R, K] and c [1, R, N] with rows grouped by ``offs``, b [G, K, N].
     KSPLIT: a [1, M, K], b [1, K, N], c [G, M, N] with K grouped by ``offs``. Packed e2m1 operands hold K / 2
     bytes along K. ``bias`` broadcasts to c (scaled by ``beta``, skipped when beta == 0; with alpha == 0 the
     product is skipped, as BLAS does); ``scale_result``
-    (fp32 scalar) divides the result.
+    (fp32 scalar) divides the result. ``check_offs``: validate ``offs`` in the kernel (``tl.device_assert``,
+    active in Triton's debug mode), for offsets the caller could not check without a device sync.
     """
     if c.numel() == 0:
         return c
@@ -196,6 +197,7 @@ def launch(plan: Plan, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, off
                   PRECISION=plan.precision, DOT_SCALED=plan.dot_scaled, A_DS=_ds_format(plan.a_fmt, a),
                   B_DS=_ds_format(plan.b_fmt, b), HAS_BIAS=bias is not None, SCALE=alpha != 1,
                   HAS_GS=plan.gs is not None, OUT_DIV=scale_result is not None, BLOCK_G=next_pow2(G + 1),
+                  CHECK_OFFS=bool(check_offs and offs is not None),
                   **_scale_meta("SA", sa, plan.dot_scaled), **_scale_meta("SB", sb, plan.dot_scaled))
     key = (autotune.bucket(dims["M"]), autotune.bucket(N), autotune.bucket(dims["K"]), plan.name, variant,
            str(a.dtype), str(c.dtype))

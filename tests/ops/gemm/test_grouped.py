@@ -130,6 +130,27 @@ def test_device_offsets_are_not_read_on_host(monkeypatch):
     assert torch.isfinite(got).all()
 
 
+@pytest.mark.parametrize("mode", ["2d3d", "2d2d"])
+@pytest.mark.parametrize("offs", [[5, 1000], [6, 2], [-1, 8]])
+def test_device_offsets_validated_in_kernel_in_debug_mode(monkeypatch, mode, offs):
+    """Issue 15: offs that are not host-readable are validated by tl.device_assert, which Triton compiles in its
+    debug mode only (TRITON_DEBUG=1; the interpreter's builder options here): no host read, no sync."""
+    import triton.runtime.interpreter as interp
+
+    monkeypatch.setattr(G, "_host_checkable", lambda t: False)
+    a, b = make_tensor((8, 16), torch.float32), make_tensor((2, 16, 8), torch.float32)
+    if mode == "2d2d":
+        a, b = make_tensor((8, 8), torch.float32), make_tensor((8, 8), torch.float32)
+    o = torch.tensor(offs, dtype=torch.int32)
+    with flaggems.prefer_impl("triton"):
+        run_gems(_call, a, b, o, served=["_grouped_mm"], kind="triton")      # release mode: clamped, no error
+        monkeypatch.setattr(interp.interpreter_builder, "options",
+                            interp.InterpreterOptions(**{**interp.interpreter_builder.options.__dict__, "debug": True}))
+        with pytest.raises(Exception, match="offs must be non-negative, non-decreasing"):
+            run_gems(_call, a, b, o)
+        run_gems(_call, a, b, torch.tensor([3, 8], dtype=torch.int32), served=["_grouped_mm"], kind="triton")
+
+
 # ------------------------------------------------------------------------------------------------------------
 # bad input -> the error torch raises (its kernel raises it: our predicate declines) or, for offsets torch does
 # not check, a RuntimeError from us
