@@ -11,12 +11,14 @@ flaggems.ops.gemm, which flaggems imports first): sparse_attn.py, moe_gate.py (+
 (act_quant, fp4_act_quant and their in-place variants), misc.py (hadamard_transform, hc_split_sinkhorn),
 gemm_lowp.py (fp8_gemm, fp4_gemm), grouped_mm.py (``aten::_grouped_mm``: its MoE modes, 2D x 3D with offs and
 3D x 3D; ``aten_supports``) and scaled_mm.py (``aten::_scaled_mm`` (+ ``.out``) for its blockwise and MXFP8 /
-MXFP4 recipes; ``supports``). ``grouped_mm`` is also exposed as a plain function.
+MXFP4 recipes; ``supports``), grouped_lowp.py (``aten::_scaled_grouped_mm`` (+ ``_v2``) for the DeepSeek-V4
+block recipes of MoE experts). ``grouped_mm`` is also exposed as a plain function.
 """
 from __future__ import annotations
 
 from ._ext import CppExtensionError, available, error, lib  # noqa: F401
 from .gemm_lowp import fp4_gemm_cpp, fp8_gemm_cpp  # noqa: F401
+from .grouped_lowp import grouped_fp4_gemm_cpp, grouped_fp8_gemm_cpp, scaled_grouped_mm_cpp  # noqa: F401
 from .grouped_mm import aten_supports as grouped_mm_aten_supports  # noqa: F401
 from .grouped_mm import grouped_mm, grouped_mm_aten, grouped_mm_cpp, supports as grouped_mm_supports  # noqa: F401
 from .misc import hadamard_transform_cpp, hc_split_sinkhorn_cpp  # noqa: F401

@@ -98,3 +98,53 @@ def test_grouped_lowp_inf_scale_like_reference(fp4):
     ref = _ref(fp4, a, a_s, b, b_s, offs)
     assert ref.isinf().any()
     _same_specials(got, ref)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# registered as the cpp implementation of aten::_scaled_grouped_mm (+ _v2) for the block recipes
+
+def _aten_case(fp4, e8m0, counts=(2, 0, 9, 1), N=70, K=256):
+    G, M = len(counts), sum(counts) + 1                       # one row past offs[-1]
+    a, a_s, _, _ = (make_fp4 if fp4 else make_fp8)(M, 1, K, e8m0, seed=5)
+    w, w_s = _experts(fp4, G, N, K, seed=6)                   # weights as stored: [G, N, K(/2)]
+    if fp4:
+        w = w.view(torch.float4_e2m1fn_x2)
+        b, scale_b = w.transpose(-2, -1), w_s                 # [G, K/2, N], scales [G, N, K/32]
+    else:
+        b, scale_b = w.transpose(-2, -1), w_s.transpose(-2, -1)   # [G, K, N], scales [G, kb, ceil(N/128)]
+    offs = torch.tensor(counts, dtype=torch.int32).cumsum(0).to(torch.int32)
+    want = _ref(fp4, a, a_s, w.view(torch.uint8) if fp4 else w, w_s, offs)
+    return a, a_s, b, scale_b, offs, want
+
+
+@pytest.mark.parametrize("fp4,e8m0", [(False, False), (False, True), (True, True), (True, False)])
+def test_scaled_grouped_mm_block_recipes_served_by_cpp(fp4, e8m0):
+    import flaggems
+    from flaggems.testing import assert_close, run_gems
+
+    a, a_s, b, scale_b, offs, want = _aten_case(fp4, e8m0)
+    got, _ = run_gems(torch._scaled_grouped_mm, a, b, a_s, scale_b, offs, served=["_scaled_grouped_mm"], kind="cpp")
+    assert got.dtype == torch.bfloat16 and got.shape == want.shape
+    assert_close(got, want.double(), torch.bfloat16, reduce_len=256)
+    assert not got[-1].any()                                    # the row past offs[-1]
+    with flaggems.prefer_impl("triton"):                        # Triton declines: the cpp kernel still serves it
+        got2, _ = run_gems(torch._scaled_grouped_mm, a, b, a_s, scale_b, offs, served=["_scaled_grouped_mm"],
+                           kind="cpp")
+    assert torch.equal(got, got2)
+    if hasattr(torch.ops.aten, "_scaled_grouped_mm_v2"):
+        recipe_b = [3] if fp4 else [5]                          # BlockWise1x32 / BlockWise128x128
+        got3, _ = run_gems(torch.ops.aten._scaled_grouped_mm_v2, a, b, [a_s], [4], [0], [scale_b], recipe_b, [0],
+                           offs, served=["_scaled_grouped_mm_v2"], kind="cpp")
+        assert torch.equal(got, got3)
+
+
+def test_scaled_grouped_mm_other_recipes_not_taken_by_cpp():
+    # RowWise stays with Triton; a wrong block-scale shape is not served by the cpp kernel
+    from flaggems.cpp.grouped_lowp import scaled_grouped_supports
+
+    a, a_s, b, scale_b, offs, _ = _aten_case(False, False)
+    assert scaled_grouped_supports(a, b, a_s, scale_b, offs) is None
+    assert scaled_grouped_supports(a, b, torch.ones(a.shape[0]), torch.ones(b.shape[0], b.shape[2]), offs)
+    assert scaled_grouped_supports(a, b, a_s, scale_b[:, :1], offs)
+    assert scaled_grouped_supports(a, b, a_s, scale_b, offs, out_dtype=torch.float32)
+    assert scaled_grouped_supports(a.view(1, *a.shape), b, a_s, scale_b, None)

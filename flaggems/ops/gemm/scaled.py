@@ -17,7 +17,9 @@ dequantise-then-matmul reference above (docs/scaled_mm.md) and serves it on ever
 is accepted and ignored (always fp32 accumulation).
 
 ``_scaled_grouped_mm``: RowWise fp8 (scale_a per row of A, scale_b per (group, column) of B; 2-D operands take
-1-D scales, stacked per group for 2D x 2D) in the four modes of ``_grouped_mm``; bf16 output.
+1-D scales, stacked per group for 2D x 2D) in the four modes of ``_grouped_mm``; bf16 output. The DeepSeek-V4
+block recipes of the MoE experts (2D x 3D, :func:`grouped_block_recipe`) are served by the C++ kernel
+(flaggems.cpp.grouped_lowp) on CPU.
 """
 from __future__ import annotations
 
@@ -264,10 +266,42 @@ def _grouped_check(a, b, scale_a, scale_b, offs, bias, scale_result, out_dtype):
         want("scale_b", scale_b, (G, b.shape[2]))
 
 
+def grouped_block_recipe(a, b, scale_a, scale_b, offs, bias=None, out_dtype=None):
+    """"fp8" / "fp4" when a 2D x 3D ``_scaled_grouped_mm`` call is DeepSeek-V4 block scaled (MoE experts),
+    else None. The C++ kernel flaggems.cpp.grouped_lowp serves these (Triton serves RowWise):
+
+        a [M, K] e4m3, scale_a [M, ceil(K/128)] fp32 / e8m0                     (BlockWise1x128)
+        fp8: b [G, K, N] e4m3, scale_b [G, ceil(K/128), ceil(N/128)] fp32 / e8m0 (BlockWise128x128, the
+             per-matrix layout of _scaled_mm stacked per group)
+        fp4: b [G, K/2, N] packed e2m1, scale_b [G, N, ceil(K/32)] e8m0          (BlockWise1x32, not swizzled)
+
+    with offs int32 [G], no bias, bf16 output (torch's only out_dtype for grouped scaled GEMMs).
+    """
+    if not all(isinstance(t, torch.Tensor) for t in (a, b, scale_a, scale_b, offs)):
+        return None
+    if bias is not None or out_dtype not in (None, torch.bfloat16) or a.dim() != 2 or b.dim() != 3:
+        return None
+    if a.dtype != torch.float8_e4m3fn or offs.dtype != torch.int32 or tuple(offs.shape) != (b.shape[0],):
+        return None
+    (M, K), (G, Kb, N) = a.shape, b.shape
+    kb = _cdiv(K, 128)
+    if tuple(scale_a.shape) != (M, kb) or scale_a.dtype not in (torch.float32, E8M0):
+        return None
+    if b.dtype == torch.float8_e4m3fn and Kb == K:
+        if tuple(scale_b.shape) == (G, kb, _cdiv(N, 128)) and scale_b.dtype in (torch.float32, E8M0):
+            return "fp8"
+    elif is_fp4(b) and 2 * Kb == K:
+        if tuple(scale_b.shape) == (G, N, _cdiv(K, 32)) and scale_b.dtype == E8M0:
+            return "fp4"
+    return None
+
+
 def _grouped_reason(a, b, scale_a, scale_b, offs=None, bias=None, scale_result=None, out_dtype=None,
                     use_fast_accum=False):
     if not isinstance(scale_a, torch.Tensor) or not isinstance(scale_b, torch.Tensor):
         return "scales"
+    if scale_result is None and grouped_block_recipe(a, b, scale_a, scale_b, offs, bias, out_dtype):
+        return "block-scaled recipe (flaggems.cpp.grouped_lowp serves it)"
     if E8M0 is not None and (scale_a.dtype == E8M0 or scale_b.dtype == E8M0):
         return "MXFP8 grouped recipe not implemented"
     return None
@@ -299,7 +333,7 @@ if aten_op_exists("aten::_scaled_grouped_mm"):
 def _grouped_v2_reason(a, b, scale_a, recipe_a, swizzle_a, scale_b, recipe_b, swizzle_b, offs=None, bias=None,
                        out_dtype=None, contraction_dim=(), use_fast_accum=False):
     if len(scale_a) != 1 or len(scale_b) != 1 or list(recipe_a) != [ROWWISE] or list(recipe_b) != [ROWWISE]:
-        return "only the RowWise recipe is implemented"
+        return "only the RowWise recipe is implemented (block recipes: flaggems.cpp.grouped_lowp)"
     if len(contraction_dim) not in (0, 2) or (len(contraction_dim) == 2 and tuple(contraction_dim) != (1, 0)
                                               and a.dim() == 2 and b.dim() == 2):
         return "contraction_dim"
