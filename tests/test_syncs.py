@@ -74,6 +74,17 @@ def test_reads_inside_a_dispatched_op_name_the_op():
     assert c.by_op() == {"fgsynctest::probe.default": 1}
 
 
+def test_op_names_from_a_callers_tracker():
+    """record() knows the op it is dispatching: it passes current_op and no second dispatch mode is pushed."""
+    probe = _flaggems_function("return t.tolist()")
+    with count_syncs(current_op=lambda: "aten::fake.default") as c:
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+        assert _get_current_dispatch_mode() is None
+        probe(torch.ones(2))
+    assert c.by_op() == {"aten::fake.default": 1}
+
+
 def test_a_flaggems_index_op_sync_is_seen():
     """Today's indexing ops read a device-side error flag after each launch (issue 15 removes it on devices):
     whatever their number, every one of them is flaggems' and belongs to the index op."""

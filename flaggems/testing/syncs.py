@@ -33,7 +33,7 @@ import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -67,9 +67,10 @@ class SyncEvent:
 class SyncCounter:
     """The device->host reads seen while it was active, with ``mark()`` segments (e.g. one per decode step)."""
 
-    def __init__(self):
+    def __init__(self, current_op: Optional[Callable[[], Optional[str]]] = None):
         self.events: List[SyncEvent] = []
         self.marks: List[str] = []        # label of each closed segment, in order
+        self._current_op = current_op
         self._lock = threading.Lock()
 
     # ---- recording
@@ -201,8 +202,9 @@ def _attribute():
 
 def _record(kind: str) -> None:
     origin, site = _attribute()
-    op = _tls.ops[-1] if _tls.ops else None
+    mode_op = _tls.ops[-1] if _tls.ops else None
     for c in _tls.counters:
+        op = c._current_op() if c._current_op is not None else mode_op
         c._add(SyncEvent(kind, origin, site, op, c.segment))
 
 
@@ -277,15 +279,16 @@ class _OpScope(TorchDispatchMode):
 
 
 @contextlib.contextmanager
-def count_syncs(by_op: bool = True):
+def count_syncs(current_op: Optional[Callable[[], Optional[str]]] = None):
     """Count device->host reads on this thread in the block; yields a :class:`SyncCounter`.
 
-    ``by_op=False`` skips the dispatch mode that names the running op (for code that must not see one).
+    The op a read happened in comes from a small dispatch mode, or from ``current_op()`` when given (a caller
+    that already tracks the op being dispatched, like ``record()``, passes its own and no mode is added).
     """
-    counter = SyncCounter()
+    counter = SyncCounter(current_op)
     _install()
     _tls.counters.append(counter)
-    mode = _OpScope() if by_op else contextlib.nullcontext()
+    mode = _OpScope() if current_op is None else contextlib.nullcontext()
     try:
         with mode:
             yield counter
