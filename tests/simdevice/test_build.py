@@ -41,6 +41,9 @@ def test_cache_dir_follows_flaggems_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("FLAGGEMS_CACHE_DIR", str(tmp_path))
     d = build.cache_dir()
     assert d.parent == tmp_path / "simdevice" and torch.__version__ in d.name
+    # per checkout: another csrc directory builds elsewhere
+    monkeypatch.setattr(build, "CSRC", tmp_path / "other" / "csrc")
+    assert build.cache_dir() != d and build.cache_dir().parent == d.parent
 
 
 def test_vendor_selection_reports_the_build_failure(tmp_path):

@@ -1,12 +1,13 @@
 """Compiling the simulated device (csrc/*.cpp, torch C++ headers) with ``torch.utils.cpp_extension.load``.
 
 The build is kept out of ``pip install``: it needs torch's headers and ninja, and only the simulated-device tests
-and ``--device fgsim`` use it. The shared library is cached per torch version and Python version under
+and ``--device fgsim`` use it. The shared library is cached per torch version, Python version and checkout under
 ``$FLAGGEMS_CACHE_DIR/simdevice`` (default ``~/.cache/flaggems/simdevice``); cpp_extension rebuilds it when a
 source changes and serialises concurrent builds with a lock file in that directory.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -27,7 +28,9 @@ def cache_dir() -> Path:
     import torch
 
     root = os.environ.get("FLAGGEMS_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "flaggems")
-    tag = f"torch{torch.__version__}-py{sys.version_info.major}{sys.version_info.minor}"
+    # one directory per checkout too: two checkouts sharing one would rebuild over each other's library
+    where = hashlib.sha1(str(CSRC).encode()).hexdigest()[:8]
+    tag = f"torch{torch.__version__}-py{sys.version_info.major}{sys.version_info.minor}-{where}"
     return Path(root) / "simdevice" / tag
 
 
