@@ -50,6 +50,14 @@ def test_qwen3_moe_tiny_bf16_grouped_mm():
 
 
 @pytest.mark.slow
+def test_deepseek_v4_tiny_bf16_eager_experts():
+    """Every layer type (sliding/CSA/HCA attention, hash and top-k MoE, hyper-connections) served by flaggems on
+    the device, greedy tokens identical to native CPU."""
+    _check(coverage.run(model="deepseek-v4-tiny", dtype="bf16", experts="eager", prompt_len=20, steps=8,
+                        device="fgsim"))
+
+
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, raises=NotImplementedError, reason=HISTC_INT)
 def test_deepseek_v4_tiny_bf16_grouped_mm():
     _check(coverage.run(model="deepseek-v4-tiny", dtype="bf16", experts="grouped_mm", prompt_len=20, steps=8,
