@@ -180,6 +180,19 @@ def test_device_guard_and_cross_device_copy(fgsim):
         torch.empty(1, device="fgsim:2")
 
 
+def test_accelerator_api_sees_the_device():
+    """torch.accelerator (device-generic code, e.g. in transformers) reaches the hooks."""
+    assert torch.accelerator.is_available() and torch.accelerator.current_accelerator().type == "fgsim"
+    assert torch.accelerator.device_count() == 2
+    with torch.accelerator.device_index(1):
+        assert torch.accelerator.current_device_index() == 1 == torch.fgsim.current_device()
+    assert torch.accelerator.current_device_index() == 0
+    # maybeExchangeDevice: an index that names no device leaves the current one
+    assert torch._C._accelerator_hooks_maybe_exchange_device(5) == 0
+    assert torch.fgsim.current_device() == 0
+    torch.accelerator.synchronize()
+
+
 def test_autograd_keys_and_metadata(fgsim):
     w = torch.randn(3, 3).to(fgsim).requires_grad_()
     assert w.is_leaf and w.requires_grad

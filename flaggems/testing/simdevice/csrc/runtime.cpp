@@ -209,7 +209,10 @@ struct SimHooks final : public at::PrivateUse1HooksInterface {
     if (index >= 0) set_device(index);
     return previous;
   }
-  c10::DeviceIndex maybeExchangeDevice(c10::DeviceIndex index) const override { return exchangeDevice(index); }
+  // "maybe": an index that names no device leaves the current one in place instead of raising
+  c10::DeviceIndex maybeExchangeDevice(c10::DeviceIndex index) const override {
+    return index >= 0 && index < kDeviceCount ? exchangeDevice(index) : current_device();
+  }
   const at::Generator& getDefaultGenerator(c10::DeviceIndex index) const override {
     return default_generator(index);
   }
