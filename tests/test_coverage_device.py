@@ -4,7 +4,7 @@ import json
 import pytest
 
 from flaggems import coverage
-from flaggems.__main__ import main
+from flaggems.__main__ import _syncs_line, main
 
 
 def test_device_must_belong_to_the_vendor(capsys):
@@ -31,3 +31,6 @@ def test_run_reports_syncs_per_decode_step(tmp_path):
     assert data["summary"]["syncs_per_decode_step"] == res.syncs_per_decode_step
     assert data["syncs"]["flaggems"] == res.syncs.flaggems()
     assert "Device->host reads" in open(mpath).read()
+    line = _syncs_line(res)   # what demo / coverage print
+    assert line.startswith(f"host syncs (flaggems): prefill {res.syncs_prefill}, per decode step ")
+    assert all(site in line for site in list(res.syncs.by_site())[:3])
