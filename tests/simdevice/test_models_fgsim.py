@@ -6,16 +6,19 @@ the full acceptance sizes are marked slow; the known gaps are strict xfails nami
 kernels in flaggems/ops, outside this directory).
 """
 import pytest
+import torch
 
 from flaggems import coverage
 
-# A host->device copy inside generate (torch.tensor(...).to(device)) reaches the PrivateUse1 override of
-# _to_copy with a CPU input; the runtime's _copy_from serves it. record() lists it as a fallback for now.
-TRANSFER = {"device cpu is not the vendor's fgsim"}
+# Host->device copies inside generate (e.g. transformers' cache: self._sliding_window_tensor.to(self.device))
+# reach the PrivateUse1 override of _to_copy and go to torch's composite _to_copy, i.e. the runtime's
+# _copy_from. record() lists them as native today, with the registry's reason for a CPU input, or — for a 0-dim
+# CPU input, which the registry lets through as a scalar — flaggems/ops/copy.py _to_copy_supports' "device change".
+TRANSFER = {"device cpu is not the vendor's fgsim", "device change"}
 
 
 def _check(res):
-    assert res.device == "fgsim:0"
+    assert torch.device(res.device).type == "fgsim"
     assert res.tokens_match, f"max |dlogit| {res.max_abs_logit_err}"
     fallbacks = res.report.fallbacks()
     # nothing computed natively: the only non-flaggems calls are the runtime's host->device copies
