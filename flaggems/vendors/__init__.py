@@ -2,7 +2,8 @@
 
 Order: the ``FLAGGEMS_VENDOR`` environment variable names a plugin (built-in or entry point); otherwise the
 plugins found through the ``flaggems.vendors`` entry-point group that detect their device (highest priority
-first); otherwise the built-ins in :data:`DETECTION_ORDER`: the PrivateUse1 vendors (ascend, cambricon, mthreads),
+first); otherwise the built-ins in :data:`DETECTION_ORDER`: the simulated device ``sim`` when the process loaded it
+(flaggems/testing/simdevice), the PrivateUse1 vendors (ascend, cambricon, mthreads),
 then the vendors reached through ``torch.cuda`` that must be told apart from plain NVIDIA/AMD (hygon before
 ``amd``; kunlunxin, thead, metax, iluvatar before ``nvidia``), then ``nvidia``, ``amd`` and finally ``cpu``.
 
@@ -25,7 +26,8 @@ BUILTINS = ("nvidia", "amd", "cpu")
 # Seed plugins for the chip makers that expose torch differently (docs/vendors.md); none is hardware-verified.
 SEEDS = ("ascend", "cambricon", "mthreads", "hygon", "kunlunxin", "thead", "metax", "iluvatar")
 # Built-in detection order: a vendor whose device also satisfies a later, more generic check comes first.
-DETECTION_ORDER = ("ascend", "cambricon", "mthreads",                 # PrivateUse1: their own torch extension
+DETECTION_ORDER = ("sim",                                            # the simulated device, once a process loaded it
+                   "ascend", "cambricon", "mthreads",                 # PrivateUse1: their own torch extension
                    "hygon",                                           # ROCm build: before amd
                    "kunlunxin", "thead", "metax", "iluvatar",         # torch.cuda-compatible: before nvidia
                    "nvidia", "amd", "cpu")
