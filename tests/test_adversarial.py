@@ -22,7 +22,7 @@ from flaggems.testing.adversarial.compare import Outcome, compare
 from flaggems.testing.adversarial.sweep import Result
 
 ALL_OPS = adv.aten_ops()
-_N = os.environ.get("FLAGGEMS_ADVERSARIAL_OPS", "6")
+_N = os.environ.get("FLAGGEMS_ADVERSARIAL_OPS", "16")
 _SEED = int(os.environ.get("FLAGGEMS_ADVERSARIAL_SEED", "0"))
 SUBSET = ALL_OPS if _N == "all" else sorted(random.Random(_SEED).sample(ALL_OPS, min(int(_N), len(ALL_OPS))))
 
@@ -106,6 +106,9 @@ def test_known_entries_are_well_formed():
     for k in known.KNOWN:
         assert k.category in adv.CATEGORIES + ("*", "opinfo", "opinfo_error", "opinfo_reference"), k
         assert k.repro is not None, f"{k.id} has no repro sample"
+        if isinstance(k.repro, calls.Call):
+            assert k.repro.op in ALL_OPS, k.repro
+            continue
         op, cat, dt, label = k.repro
         assert op in ALL_OPS and cat in adv.CATEGORIES, k.repro
 
@@ -132,16 +135,21 @@ def _known_params():
     for k in known.KNOWN:
         origin = f"issue 13 finding {k.id}" if k.id.startswith("13.") else \
             f"sweep finding {k.id}" + (f" (sibling of issue 13 finding {k.sibling_of})" if k.sibling_of else "")
-        out.append(pytest.param(k, id=f"{k.id}-{k.repro[0].split('::')[1]}-{k.repro[1]}",
+        where = k.repro.op if isinstance(k.repro, calls.Call) else k.repro[0]
+        out.append(pytest.param(k, id=f"{k.id}-{where.split('::')[1]}-{k.category}",
                                 marks=pytest.mark.xfail(strict=True, reason=f"{origin}: {k.what}")))
     return out
 
 
 @pytest.mark.parametrize("k", _known_params())
 def test_known_finding(k):
-    op, cat, dt, label = k.repro
-    found = [s for s in adv.samples(op, [cat], [getattr(torch, dt)]) if s.label == label]
-    assert found, f"the repro sample of {k.id} is no longer generated: {k.repro}"
-    r = adv.run_sample(found[0])
+    if isinstance(k.repro, calls.Call):
+        sample = adv.Sample(k.repro.op, k.category, (k.dtypes or ("float32",))[0], k.id, k.repro)
+    else:
+        op, cat, dt, label = k.repro
+        found = [s for s in adv.samples(op, [cat], [getattr(torch, dt)]) if s.label == label]
+        assert found, f"the repro sample of {k.id} is no longer generated: {k.repro}"
+        sample = found[0]
+    r = adv.run_sample(sample)
     assert r.status in ("ok", "not_served", "native_less_accurate", "beyond_native"), (
         f"{r.op} [{r.category}/{r.dtype}] {r.label}: {r.why}\nnative: {r.native}\nflaggems: {r.flaggems}\n{r.repro}")

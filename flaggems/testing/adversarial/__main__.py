@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m flaggems.testing.adversarial",
                                 description="Adversarial sweep: flaggems against native torch, per op and category")
     p.add_argument("--ops", default="", help="comma-separated ATen names (default: every registered overload)")
-    p.add_argument("--categories", default="", help="comma-separated categories (default: all)")
+    p.add_argument("--categories", default="",
+                   help="comma-separated categories (default: all); 'opinfo' = the OpInfo inputs (implies --opinfo)")
     p.add_argument("--dtypes", default="", help="comma-separated dtype names, e.g. float32,int8 (default: per category)")
     p.add_argument("--opinfo", action="store_true",
                    help="also run PyTorch's OpInfo sample/error/reference inputs (needs expecttest)")
@@ -45,7 +46,12 @@ def _plan(args):
     from .sweep import samples, select_ops
     from .categories import CATEGORIES
 
-    cats = [c for c in args.categories.split(",") if c] or list(CATEGORIES)
+    named = [c for c in args.categories.split(",") if c]
+    unknown = [c for c in named if c not in CATEGORIES and c != "opinfo"]
+    if unknown:
+        raise SystemExit(f"unknown categories {unknown}; known: {list(CATEGORIES) + ['opinfo']}")
+    cats = [c for c in named if c != "opinfo"] if named else list(CATEGORIES)
+    with_opinfo = args.opinfo or "opinfo" in named
     dts = [getattr(torch, d) for d in args.dtypes.split(",") if d] or None
     ops = select_ops([o for o in args.ops.split(",") if o] or None)
     if args.sample_ops is not None and args.sample_ops < len(ops):
@@ -56,7 +62,7 @@ def _plan(args):
     plan = []
     for op in ops:
         plan.extend(samples(op, cats, dts, gaps))
-    if args.opinfo:
+    if with_opinfo:
         plan.extend(opinfo_samples(ops, dts))
     return plan, gaps
 

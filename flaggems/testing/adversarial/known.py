@@ -11,7 +11,9 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
+
+from .calls import Call
 
 INTS = ("int8", "uint8", "int16", "int32", "int64")
 
@@ -25,7 +27,8 @@ class Known:
     dtypes: Tuple[str, ...] = ()  # empty = any
     why: str = ".*"               # regex over the verdict ("native raises ...", "exception class: ...")
     what: str = ""
-    repro: Optional[Tuple[str, str, str, str]] = None   # (overload, category, dtype, label) of one covered sample
+    # one covered sample: (overload, category, dtype, label) of a generated one, or a Call (found by OpInfo)
+    repro: Optional[Union[Tuple[str, str, str, str], Call]] = None
     sibling_of: str = ""
 
 
@@ -69,6 +72,11 @@ KNOWN: Tuple[Known, ...] = (
           repro=("aten::gt_.Scalar", "valid", "bfloat16", "base call")),
 
     # ---- new siblings found by the sweep
+    # (first match wins: the narrow entries come before the broad ones)
+    Known("S10", ("sub.Scalar", "sub_.Scalar"), "scalar", dtypes=("bool",), why=_NATIVE_RAISES,
+          what="sub on a bool tensor with a number returns a value; torch raises 'Subtraction ... with a bool "
+               "tensor is not supported'",
+          repro=("aten::sub.Scalar", "scalar", "bool", "other=2 overflows torch.bool")),
     Known("S1", _ADD_SUB + ("index_add*", "addmv*") + _FILL_LIKE, "scalar", r"overflows", why=_NATIVE_RAISES,
           sibling_of="13.3",
           what="a Python scalar that overflows the dtype is accepted (wraps, or becomes Inf in fp16): alpha/beta "
@@ -109,10 +117,6 @@ KNOWN: Tuple[Known, ...] = (
     Known("S9", ("histc.default",), "nonfinite", r"^(min|max)=-?inf", why=_NATIVE_RAISES,
           what="histc with an infinite min/max returns counts; torch raises 'range of [...] is not finite'",
           repro=("aten::histc.default", "nonfinite", "float32", "min=-inf")),
-    Known("S10", ("sub.Scalar", "sub_.Scalar"), "scalar", dtypes=("bool",), why=_NATIVE_RAISES,
-          what="sub on a bool tensor with a number returns a value; torch raises 'Subtraction ... with a bool "
-               "tensor is not supported'",
-          repro=("aten::sub.Scalar", "scalar", "bool", "other=2 overflows torch.bool")),
     Known("S11", ("topk.default", "topk.values"), "valid", dtypes=("bool",), why=_NATIVE_RAISES,
           what="topk on bool returns a value; torch raises 'topk does not support bool dtypes'",
           repro=("aten::topk.default", "valid", "bool", "base call")),
@@ -121,6 +125,15 @@ KNOWN: Tuple[Known, ...] = (
           what="_grouped_mm accepts operands torch's input validation rejects (N=0 or K=0, expanded or "
                "column-major/strided self: 'strides should be multiple of 16 bytes', …)",
           repro=("aten::_grouped_mm.default", "noncontig", "float32", "self column-major")),
+    # ---- found by PyTorch's OpInfo inputs (python -m flaggems.testing.adversarial --categories opinfo)
+    Known("S13", ("clamp.Tensor", "clamp.Tensor_out"), "opinfo_reference", dtypes=("bfloat16", "float16"),
+          why=r"^result 0: dtype",
+          what="clamp(0-dim int self, fp32 min, bf16 max) returns bf16; torch promotes the bounds to fp32",
+          repro=Call("aten::clamp.Tensor", ("torch.tensor(2)", "rand((1, 4), torch.float32, seed=1)",
+                                            "rand((3, 4), torch.bfloat16, seed=2)"))),
+    Known("S14", ("amax.*", "amin.*"), "opinfo_error", why=_NATIVE_RAISES,
+          what="amax over a 65-dim tensor returns a value; torch raises 'only tensors with up to 64 dims'",
+          repro=Call("aten::amax.default", ("rand((1,) * 65, torch.float32, seed=1)", "[0]"))),
 )
 
 

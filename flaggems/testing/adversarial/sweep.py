@@ -75,11 +75,22 @@ def dtype_name(dt: torch.dtype) -> str:
     return str(dt).replace("torch.", "")
 
 
+# samples whose *native* call kills the process (so the comparison cannot run in-process): skipped, and said
+NATIVE_CRASHES = {
+    ("aten::_scaled_dot_product_flash_attention_for_cpu.default", "empty"):
+        "torch's CPU flash attention dies with SIGFPE on 0 queries or 0 keys (torch 2.13)",
+}
+
+
 def samples(op: str, categories: Sequence[str] = CATEGORIES, dtypes: Optional[Sequence[torch.dtype]] = None,
             gaps: Optional[list] = None) -> Iterator[Sample]:
     """The samples of one overload. Ops without a seed are appended to ``gaps`` (never silently skipped)."""
     allowed = dtypes_for(op)
     for cat in categories:
+        if (op, cat) in NATIVE_CRASHES:
+            if gaps is not None:
+                gaps.append((op, f"{cat}: {NATIVE_CRASHES[(op, cat)]}"))
+            continue
         cat_dts = CATEGORY_DTYPES[cat] or allowed
         for dt in cat_dts:
             if dt not in allowed or (dtypes is not None and dt not in dtypes):
