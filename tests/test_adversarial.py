@@ -153,3 +153,38 @@ def test_known_finding(k):
     r = adv.run_sample(sample)
     assert r.status in ("ok", "not_served", "native_less_accurate", "beyond_native"), (
         f"{r.op} [{r.category}/{r.dtype}] {r.label}: {r.why}\nnative: {r.native}\nflaggems: {r.flaggems}\n{r.repro}")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# finding 17: where OpInfo samples disagreed, flaggems is the one that agrees with fp64
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_finding17_addbmm_bf16_agrees_with_fp64(seed):
+    # OpInfo's addbmm shapes and value range; torch's CPU kernel rounds to bf16 after each batch (6-22 ulp
+    # off here), flaggems accumulates in fp32 and rounds once
+    from flaggems.testing import assert_close, run_gems
+    from flaggems.testing.adversarial.inputs import rand
+
+    x = rand((5, 10), torch.bfloat16, seed=10 * seed + 1, low=-9, high=9)
+    b1 = rand((5, 5, 5), torch.bfloat16, seed=10 * seed + 2, low=-9, high=9)
+    b2 = rand((5, 5, 10), torch.bfloat16, seed=10 * seed + 3, low=-9, high=9)
+    ref = torch.addbmm(x.double(), b1.double(), b2.double())
+    got, _ = run_gems(torch.addbmm, x, b1, b2, served=["addbmm"])
+    assert_close(got, ref, torch.bfloat16, reduce_len=25)
+    spacing = ref.to(torch.bfloat16).double().abs().clamp_min(1e-30) * 2.0 ** -7
+    assert float(((got.double() - ref).abs() / spacing).max()) <= 1.0, "more than 1 bf16 ulp from fp64"
+
+
+def test_finding17_sort_bf16_ties_are_the_only_difference():
+    # bf16 has many ties: an unstable sort may order them either way (torch's default CPU sort is not stable
+    # either); values must match exactly, and stable=True must match torch's stable order exactly
+    from flaggems.testing import run_gems
+    from flaggems.testing.adversarial.inputs import rand
+
+    x = rand((8000,), torch.bfloat16, seed=3, low=-9, high=9)
+    assert x.unique().numel() < 2000          # the input really has ties
+    (v, i), _ = run_gems(torch.sort, x, served=["sort"])
+    nv, _ = torch.sort(x)
+    assert torch.equal(v, nv) and torch.equal(x[i], v)
+    (sv, si), _ = run_gems(torch.sort, x, stable=True, served=["sort.stable"])
+    assert torch.equal(si, torch.sort(x, stable=True)[1])
