@@ -131,9 +131,14 @@ KNOWN: Tuple[Known, ...] = (
           what="clamp(0-dim int self, fp32 min, bf16 max) returns bf16; torch promotes the bounds to fp32",
           repro=Call("aten::clamp.Tensor", ("torch.tensor(2)", "rand((1, 4), torch.float32, seed=1)",
                                             "rand((3, 4), torch.bfloat16, seed=2)"))),
-    Known("S14", ("amax.*", "amin.*"), "opinfo_error", why=_NATIVE_RAISES,
-          what="amax over a 65-dim tensor returns a value; torch raises 'only tensors with up to 64 dims'",
+    Known("S14", ("amax.*", "amin.*", "aminmax.*"), "opinfo_error", why=_NATIVE_RAISES,
+          what="amax/aminmax over a 65-dim tensor return a value; torch raises 'only tensors with up to 64 dims'",
           repro=Call("aten::amax.default", ("rand((1,) * 65, torch.float32, seed=1)", "[0]"))),
+    Known("S15", ("clamp_min_.Tensor", "clamp_max_.Tensor"), "opinfo", why=_NATIVE_RAISES,
+          what="in-place clamp_min_/clamp_max_ on an empty self whose broadcast with the bound is larger returns "
+               "self; torch raises 'output with shape [0, 1, 3] doesn't match the broadcast shape [0, 10, 3]'",
+          repro=Call("aten::clamp_max_.Tensor", ("rand((0, 1, 3), torch.float32, seed=1)",
+                                                 "rand((0, 10, 3), torch.float32, seed=2)"))),
 )
 
 
