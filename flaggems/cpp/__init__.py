@@ -8,7 +8,8 @@ missing compiler: there is no silent fallback to something slower.
 Each module wraps the csrc/ file of the same name and registers its implementations with
 ``@implement(..., kind="cpp")`` at their definitions (the custom ops are declared by flaggems.deepseek, which
 flaggems imports first): sparse_attn.py, moe_gate.py (+ moe_gate_hash), quant.py (act_quant, fp4_act_quant and
-their in-place variants), misc.py (hadamard_transform, hc_split_sinkhorn). Registered below: fp8_gemm, fp4_gemm,
+their in-place variants), misc.py (hadamard_transform, hc_split_sinkhorn), convert.py (fp4_to_fp8, fp8_to_bf16,
+fp4_to_bf16). Registered below: fp8_gemm, fp4_gemm,
 ``aten::_grouped_mm`` (its MoE modes, 2D x 3D with offs and 3D x 3D; see flaggems/cpp/grouped.py
 ``aten_supports``) and ``aten::_scaled_mm`` (+ ``.out``) for its blockwise and MXFP8 / MXFP4 recipes
 (flaggems/cpp/scaled.py ``supports``). ``grouped_mm`` is also exposed as a plain function.
@@ -22,6 +23,7 @@ from .sparse_attn import sparse_attn_cpp  # noqa: F401
 from .gemm import fp4_gemm_cpp, fp8_gemm_cpp
 from .grouped import aten_supports as grouped_mm_aten_supports
 from .grouped import grouped_mm, grouped_mm_aten, grouped_mm_cpp, supports as grouped_mm_supports  # noqa: F401
+from .convert import fp4_to_bf16_cpp, fp4_to_fp8_cpp, fp8_to_bf16_cpp  # noqa: F401
 from .misc import hadamard_transform_cpp, hc_split_sinkhorn_cpp  # noqa: F401
 from .moe_gate import moe_gate_cpp, moe_gate_hash_cpp  # noqa: F401
 from .quant import act_quant_cpp, act_quant_inplace_cpp, fp4_act_quant_cpp, fp4_act_quant_inplace_cpp  # noqa: F401

@@ -7,3 +7,4 @@ from . import hadamard  # noqa: F401
 from . import quant  # noqa: F401
 from . import fp8_gemm  # noqa: F401
 from . import fp4_gemm  # noqa: F401
+from . import convert  # noqa: F401
