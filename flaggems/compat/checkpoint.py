@@ -393,7 +393,7 @@ def convert_checkpoint(src, dst, to: Optional[str] = "auto", on_inexact: str = "
             raise
         writer.close()
         if log:
-            log(f"{sh.name}: done ({len(own)} tensors)")
+            log(f"{sh.name}: done ({len(own)} tensors read)")
     if src.is_dir():
         _copy_side_files(src, dst, shards, to, weight_map)
     rep.seconds = time.perf_counter() - t0

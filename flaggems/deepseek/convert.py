@@ -25,8 +25,9 @@ the FP4 value (0 on real checkpoints). What a caller does with a non-zero count 
 (flaggems.compat.deepseek_v4: keep the tensor in BF16, raise, or accept the rounding).
 
 ``fp8_to_bf16(w, s) -> (y, inexact)``: ``y = bf16(f32(w) * 2^(s - 127))`` (the fp32 product is exact: e4m3 has
-4 significant bits and no value below 2^-9; then round to nearest even); exact except where it overflows
-(scale bytes >= 247 with large values), which ``inexact`` counts per 128x128 block.
+4 significant bits and no value below 2^-9; then round to nearest even); exact except where a value overflows
+BF16 (scale bytes >= 247 with large values) or falls below its smallest subnormal 2^-133 (byte 0 with small
+values), which ``inexact`` counts per 128x128 block.
 ``fp4_to_bf16(w, s) -> (y, inexact)``: ``y = bf16(q * 2^(s - 127))``; exact for scale bytes <= 252.
 
 NaN / Inf: an e8m0 byte 255 is a NaN scale. In ``fp4_to_fp8`` its 32 values become e4m3 NaN (0x7F) and the
