@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import struct
 import time
@@ -140,7 +139,13 @@ def reset_peak_rss() -> bool:
 def peak_rss_mb() -> float:
     """This process's peak resident set size (MiB) since start or :func:`reset_peak_rss`."""
     hwm = _status_mb("VmHWM")
-    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    if hwm is not None:
+        return hwm
+    try:
+        import resource                               # Unix only
+    except ImportError:
+        return 0.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -178,6 +183,9 @@ def convert_pair(name: str, w: torch.Tensor, s: torch.Tensor, to: Optional[str],
     kind = kind_of(w, s)
     s8 = s.view(E8M0) if kind != "other" and s.dtype == torch.uint8 else s
     rep = TensorReport(name, kind, "unchanged", tuple(w.shape))
+    if kind == "other" and to == "bf16" and w.dtype == E4M3:
+        raise ValueError(f"{name}: an FP8 weight whose scale {s.dtype} {tuple(s.shape)} is not one e8m0 scale per "
+                         "128x128 block; only DeepSeek's format converts to BF16")
     if kind == "other" or to is None or (to == "fp8" and kind == "fp8"):
         return {"weight": w, "scale": s}, rep
     if to == "fp8":                                   # FP4 -> FP8

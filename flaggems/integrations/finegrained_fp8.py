@@ -121,7 +121,8 @@ def _expand(s: torch.Tensor, rows: int, cols: int, r_rep: int, c_rep: int) -> to
     return out.view(E8M0) if s.dtype in _UE8M0 else out
 
 
-def _on_128_grid(block_size, N: int, K: int) -> bool:
+def _on_128_grid(block_size) -> bool:
+    """Blocks that are multiples of 128 both ways: their scales repeat exactly onto fp8_gemm's 128 grid."""
     return block_size[0] % QB == 0 and block_size[1] % QB == 0
 
 
@@ -138,7 +139,7 @@ def _block_2d(x2, B, Bs, block_size, activation_scale):
         a, As = _quant_static(x2, activation_scale)
     else:
         a, s = _quant_rows(x2, bk, False)
-    if _on_128_grid(block_size, N, K):
+    if _on_128_grid(block_size):
         a_s = As.expand(x2.shape[0], kq).contiguous() if activation_scale is not None else \
             _expand(s, s.shape[0], kq, 1, bk // QB)
         b_s = _expand(Bs, _cdiv(N, QB), kq, bn // QB, bk // QB)

@@ -218,3 +218,12 @@ def test_cli_peak_memory_is_about_one_tensor(tmp_path):
     assert grow < 4 * largest + 48 and grow < 0.5 * out_mib, out
     with safe_open(str(tmp_path / "big8.safetensors"), framework="pt") as f:
         assert f.get_slice("layers.15.w.weight").get_dtype() == "F8_E4M3"
+
+
+def test_fp8_with_other_scales_is_refused_for_bf16():
+    """V3-style FP8 (fp32 scale_inv) is not DeepSeek-V4's format: to="bf16" refuses instead of leaving it FP8."""
+    sd = {"l.weight": torch.zeros(128, 128, dtype=E4M3), "l.weight_scale_inv": torch.ones(1, 1)}
+    with pytest.raises(ValueError, match="only DeepSeek's format"):
+        CP.convert_state_dict(sd, to="bf16")
+    out, rep = CP.convert_state_dict(sd, to="fp8")
+    assert out["l.weight"] is sd["l.weight"] and rep.converted == 0
