@@ -1,4 +1,4 @@
-"""Command line: ``python -m flaggems info`` (more subcommands: coverage, demo, ops, validate, aot — see README)."""
+"""Command line: ``python -m flaggems info`` (more subcommands: coverage, demo, ops, validate, aot, convert — see README)."""
 from __future__ import annotations
 
 import argparse
@@ -134,6 +134,24 @@ def _demo(args) -> int:
     return 0 if res.tokens_match else 1
 
 
+def _convert(args) -> int:
+    import flaggems
+    from flaggems.compat import checkpoint
+
+    to = None if args.to == "none" else args.to
+    v = flaggems.vendor()
+    print(f"vendor {v.name}: fp8={v.capabilities.fp8}, fp4={v.capabilities.fp4}; converting to "
+          f"{to or 'nothing'}" + ("" if args.to != "auto" else " (chosen for the vendor)"))
+    try:
+        rep = checkpoint.convert_checkpoint(args.src, args.dst, to=to, on_inexact=args.on_inexact,
+                                            log=None if args.quiet else print)
+    except checkpoint.InexactConversion as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(rep.summary())
+    return 0
+
+
 def _validate(args) -> int:
     from flaggems.testing import validate
 
@@ -178,6 +196,16 @@ def main(argv=None) -> int:
                        help="per op: module:function of each implementation, its reference, test file, benchmark")
     p_ops.add_argument("op", nargs="*", help="ATen / flaggems names to show (default: all)")
     p_ops.set_defaults(func=_ops)
+    p_conv = sub.add_parser("convert", help="convert DeepSeek-V4 safetensors (FP4 experts -> FP8, FP8/FP4 -> BF16) "
+                                            "for a vendor, one tensor at a time")
+    p_conv.add_argument("src", help="a .safetensors file or a checkpoint directory")
+    p_conv.add_argument("dst", help="output file or directory (same shard layout)")
+    p_conv.add_argument("--to", default="auto", choices=["auto", "fp8", "bf16", "none"],
+                        help="auto: what the active vendor lacks (no fp4 -> fp8, no fp8 -> bf16, both -> none)")
+    p_conv.add_argument("--on-inexact", default="error", choices=["error", "bf16", "round"],
+                        help="a tensor that would not convert exactly: refuse (default), keep it in BF16, or round")
+    p_conv.add_argument("--quiet", action="store_true")
+    p_conv.set_defaults(func=_convert)
     p_val = sub.add_parser("validate", help="per-op accuracy report on the active vendor (precision alignment)")
     p_val.add_argument("--ops", default="", help="comma-separated case names (default: all), e.g. add,mm,softmax")
     p_val.add_argument("--dtypes", default="", help="comma-separated: fp32,bf16,fp16,fp64 (default: per case)")
