@@ -18,7 +18,7 @@ import os
 from functools import partial
 from typing import Callable, Dict, Optional
 
-from . import cpu, nvidia, table
+from . import cpu, nvidia, sim, table
 from .base import CAPABILITY_FLAGS, Capabilities, Override, VendorPlugin, config_path, split_triton_target
 
 ENTRY_POINT_GROUP = "flaggems.vendors"
@@ -71,7 +71,8 @@ class VendorSelectionError(RuntimeError):
 
 # Seeds and amd are rows of one table (vendors/table.py); nvidia and cpu compute part of their data.
 _MAKERS: Dict[str, Callable[[], VendorPlugin]] = {
-    **{name: partial(table.make, name) for name in table.ROWS}, "nvidia": nvidia.make, "cpu": cpu.make}
+    **{name: partial(table.make, name) for name in table.ROWS},
+    "nvidia": nvidia.make, "cpu": cpu.make, "sim": sim.make}
 
 
 def builtin(name: str) -> VendorPlugin:
