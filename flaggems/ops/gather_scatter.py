@@ -12,7 +12,8 @@ from ..registry import implement
 from . import elementwise as ew
 from .addressing import MAX_RANK
 from .elementwise import ALL
-from .take_put import accum_buffer, bounds_error, fresh, put, take, target_reason
+from .index_errors import ALONG_DIM
+from .take_put import Bounds, accum_buffer, fresh, put, take, target_reason
 
 
 def _along_dim_reason(self, dim, index):
@@ -52,7 +53,7 @@ def _gather_into(out, self, dim, index):
     sdim = ss[d]
     ss[d] = 0
     return take(out, self, index, ss, index.stride(), sdim, self.size(d), False,
-                bounds_error(RuntimeError, index, self.size(d), d))
+                Bounds(ALONG_DIM, index, self.size(d), d))
 
 
 @implement("aten::gather.default", kind="triton", supports=_gather_supports)
@@ -98,16 +99,16 @@ def _scatter_into(dst, dim, index, src, accumulate):
     else:
         src = torch.full((), src, dtype=dst.dtype, device=dst.device)
         vstr = [0] * len(shape)
-    err = bounds_error(RuntimeError, index, dst.size(d), d)
+    err = Bounds(ALONG_DIM, index, dst.size(d), d)
     if accumulate:
         buf, finish = accum_buffer(dst)
         if buf is not dst:
             sd = list(buf.stride())
             ddim = sd[d]
             sd[d] = 0
-        put(buf, src, index, shape, sd, vstr, index.stride(), ddim, dst.size(d), False, True, error=err)
+        put(buf, src, index, shape, sd, vstr, index.stride(), ddim, dst.size(d), False, True, bounds=err)
         return finish()
-    return put(dst, src, index, shape, sd, vstr, index.stride(), ddim, dst.size(d), False, False, error=err)
+    return put(dst, src, index, shape, sd, vstr, index.stride(), ddim, dst.size(d), False, False, bounds=err)
 
 
 def _sc_supports(inplace=False, has_reduce=False, with_out=False):
