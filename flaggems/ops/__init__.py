@@ -2,5 +2,5 @@
 from . import (  # noqa: F401
     activations, advanced_index, any_all, arithmetic, attention, clamp, comparison, concat_pad, copy, cumsum,
     gather_scatter, grouped_mm, histogram, index_select, logical_bitwise, math_functions, minmax, mm, nonzero,
-    scaled_mm, softmax, softmax_backward, sort, sum_mean, where,
+    pad_modes, scaled_mm, softmax, softmax_backward, sort, sum_mean, where,
 )
