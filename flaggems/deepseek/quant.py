@@ -29,6 +29,19 @@ to zero is stored as -0 (code 8), as a hardware IEEE conversion does; both decod
 it equals ``amax / qmax`` up to one fp32 ulp, and the two never differ after the power-of-two rounding
 for bf16 inputs.
 
+Non-finite inputs: the formulas in IEEE fp32 arithmetic, with amax NaN as soon as the block holds a NaN (as
+torch.amax; a GPU max would drop it, so the kernels test for NaN explicitly) and NaN kept by the clamp (as
+torch.clamp). Hence, per block:
+
+* a NaN anywhere: s = NaN (fp32 NaN; E8M0 byte 255), every element of the block quantises to NaN (e4m3 NaN;
+  e2m1 has no NaN, so its code is 0 and the NaN scale carries it) and dequantises (in place) to NaN;
+* +-Inf (and no NaN): amax = inf, so s = inf (fp32; E8M0 has no inf, so byte 255 = NaN); the +-Inf element
+  quantises to NaN (inf / inf; fp4 code 0), the other elements to +-0; dequantised (in place) every element
+  of the block is NaN (0 * inf, NaN * inf).
+
+So a non-finite value never turns into a finite one (no saturation to +-448 / +-6), and it poisons exactly its
+own quantisation block, which is how DeepSeek's model sees a corrupted activation block.
+
 E8M0 bytes decode as 2^(byte - 127) (byte 255 = NaN). fp8 / e8m0 / fp4 tensors reach the kernels as
 ``uint8`` views (Triton has no torch dtype mapping for e8m0 / fp4x2).
 """
@@ -113,13 +126,14 @@ def e2m1_to_f32(code):
 
 @triton.jit
 def f32_to_e2m1(v):
-    """e2m1 code of v (fp32, |v| <= 6), round to nearest, ties to the even code; sign bit kept."""
+    """e2m1 code of v (fp32, |v| <= 6, or NaN -> 0), round to nearest, ties to the even code; sign bit kept."""
     a = tl.abs(v)
     c = ((a > 0.25).to(tl.int32) + (a >= 0.75).to(tl.int32) + (a > 1.25).to(tl.int32)
          + (a >= 1.75).to(tl.int32) + (a > 2.5).to(tl.int32) + (a >= 3.5).to(tl.int32)
          + (a > 5.0).to(tl.int32))
     sign = (v.to(tl.int32, bitcast=True) >> 31) & 1
-    return c | (sign << 3)
+    # NaN -> code 0 (e2m1 has no NaN): it only arises in a block whose scale is NaN / inf, which decodes it to NaN.
+    return tl.where(v != v, 0, c | (sign << 3))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -145,12 +159,17 @@ def _act_quant_kernel(x_ptr, y_ptr, s_ptr, M, NG, stride_xm, stride_xn, stride_y
     x_ptrs = x_ptr + rows64[:, None, None] * stride_xm + cols.to(tl.int64) * stride_xn
     x = tl.load(x_ptrs, mask=mask, other=0.0).to(tl.float32)
 
+    # NaN is looked for explicitly: a GPU's max drops NaN operands (the interpreter's may too).
+    has_nan = tl.max((x != x).to(tl.int32), axis=2) > 0
     amax = tl.maximum(tl.max(tl.abs(x), axis=2), 1e-4)  # [BLOCK_M, G]
     s = amax * 0.002232142857142857  # f32(1/448)
     if ROUND_POW2:
-        e = pow2_ceil_exponent(s)
+        e = pow2_ceil_exponent(s)  # amax = inf: 255, so s = inf
+        e = tl.where(has_nan, 255, e)
         s = exponent_to_f32(e)
-    q = tl.clamp(tl.div_rn(x, s[:, :, None]), -448.0, 448.0)
+    s = tl.where(has_nan, float("nan"), s)
+    # NaN (x NaN, s NaN, or inf / inf) must stay NaN through the clamp, as in torch.clamp
+    q = tl.clamp(tl.div_rn(x, s[:, :, None]), -448.0, 448.0, propagate_nan=tl.PropagateNan.ALL)
     y = q.to(tl.float8e4nv)
     if INPLACE:
         out = y.to(tl.float32) * s[:, :, None]
@@ -183,11 +202,13 @@ def _fp4_act_quant_kernel(x_ptr, y_ptr, s_ptr, M, NG, stride_xm, stride_xn, stri
     xo = tl.load(od_ptrs, mask=mask, other=0.0).to(tl.float32)
 
     amax = tl.maximum(tl.max(tl.abs(xe), axis=2), tl.max(tl.abs(xo), axis=2))
+    has_nan = (tl.max((xe != xe).to(tl.int32), axis=2) + tl.max((xo != xo).to(tl.int32), axis=2)) > 0
     amax = tl.maximum(amax, 7.052966104933725e-38)  # 6 * 2^-126
-    e = pow2_ceil_exponent(amax * 0.16666667163372040)  # f32(1/6)
-    s = exponent_to_f32(e)[:, :, None]
-    ce = f32_to_e2m1(tl.clamp(xe / s, -6.0, 6.0))  # s is a power of two: the division is exact
-    co = f32_to_e2m1(tl.clamp(xo / s, -6.0, 6.0))
+    e = pow2_ceil_exponent(amax * 0.16666667163372040)  # f32(1/6); amax = inf: 255 (E8M0 NaN), s = inf
+    e = tl.where(has_nan, 255, e)
+    s = tl.where(has_nan, float("nan"), exponent_to_f32(e))[:, :, None]
+    ce = f32_to_e2m1(tl.clamp(xe / s, -6.0, 6.0, propagate_nan=tl.PropagateNan.ALL))  # s = 2^k: exact division
+    co = f32_to_e2m1(tl.clamp(xo / s, -6.0, 6.0, propagate_nan=tl.PropagateNan.ALL))
     if INPLACE:
         dt = x_ptr.dtype.element_ty
         tl.store(ev_ptrs, (e2m1_to_f32(ce) * s).to(dt), mask=mask)
@@ -284,6 +305,14 @@ def _check_fmt(op, scale_fmt, scale_dtype):
                          "pass scale_fmt='ue8m0' (DeepSeek sets it whenever scale_dtype is fp8)")
 
 
+def _check_writable(x):
+    # As torch's in-place ops (at::assert_no_internal_overlap): an expanded / self-overlapping x is refused, not
+    # written through aliased elements in an order-dependent way. "Too hard to tell" (2) is written, as torch does.
+    if x.numel() > 1 and torch._debug_has_internal_overlap(x) == 1:
+        raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
+                           "single memory location. Please clone() the tensor before performing the operation.")
+
+
 def act_quant_check(x, block_size=128, scale_fmt=None, scale_dtype=None):
     op = "act_quant"
     check_tensor(op, "x", x, _X_DTYPES)
@@ -296,6 +325,7 @@ def act_quant_inplace_check(x, block_size=128, scale_fmt=None):
     check_tensor(op, "x", x, _X_DTYPES)
     _check_block(op, x, block_size)
     _check_fmt(op, scale_fmt, torch.float32)
+    _check_writable(x)
 
 
 def fp4_act_quant_check(x, block_size=32):
@@ -308,6 +338,7 @@ def fp4_act_quant_inplace_check(x, block_size=32):
     op = "fp4_act_quant_inplace"
     check_tensor(op, "x", x, _X_DTYPES)
     _check_block(op, x, block_size, even=True)
+    _check_writable(x)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -326,8 +357,10 @@ def _pow2_ceil_ref(v: torch.Tensor) -> torch.Tensor:
 
 
 def _e8m0_from_pow2_ref(s: torch.Tensor) -> torch.Tensor:
-    b = (torch.log2(s.double()).round() + 127).to(torch.uint8)
-    return b.view(torch.float8_e8m0fnu)
+    """Power-of-two fp32 scales -> E8M0; NaN and inf (E8M0 has no inf) -> byte 255, the E8M0 NaN."""
+    fin = torch.isfinite(s)
+    b = (torch.log2(torch.where(fin, s, 1.0).double()).round() + 127).to(torch.uint8)
+    return torch.where(fin, b, 255).to(torch.uint8).view(torch.float8_e8m0fnu)
 
 
 def _blocks(x: torch.Tensor, block_size: int) -> torch.Tensor:
@@ -355,7 +388,7 @@ def act_quant_inplace_ref(x, block_size=128, scale_fmt=None):
 
 
 def e2m1_round_ref(v: torch.Tensor) -> torch.Tensor:
-    """e2m1 codes (uint8, 0..15) of fp32 v with |v| <= 6: nearest grid value, ties to the even code."""
+    """e2m1 codes (uint8, 0..15) of fp32 v with |v| <= 6 (NaN -> 0): nearest grid value, ties to the even code."""
     grid = torch.tensor(E2M1_VALUES, dtype=torch.float64, device=v.device)
     a = v.double().abs()
     dist = (a[..., None] - grid).abs()
@@ -363,7 +396,8 @@ def e2m1_round_ref(v: torch.Tensor) -> torch.Tensor:
     # for an fp32 input is far larger than 1e-12).
     parity = (torch.arange(8, device=v.device) % 2).double() * 1e-12
     code = (dist + parity).argmin(-1).to(torch.uint8)
-    return code | (torch.signbit(v).to(torch.uint8) << 3)
+    code = code | (torch.signbit(v).to(torch.uint8) << 3)
+    return torch.where(torch.isnan(v), 0, code).to(torch.uint8)   # NaN -> code 0 (see the module docstring)
 
 
 def e2m1_decode_ref(code: torch.Tensor) -> torch.Tensor:
