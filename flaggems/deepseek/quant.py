@@ -116,6 +116,25 @@ def e4m3_to_f32(byte):
 
 
 @triton.jit
+def f32_to_e4m3(v):
+    """float8_e4m3fn bits (int32, 0..255) of fp32 v with |v| <= 448 or NaN, with integer / exact fp32 ops only
+    (no fp8 hardware or fp8 type: Ascend's Triton has none). Round to nearest even as torch's cast; NaN ->
+    0x7F with v's sign bit (torch keeps it too)."""
+    bits = v.to(tl.int32, bitcast=True)
+    sign = (bits >> 31) & 1
+    a_bits = bits & 0x7FFFFFFF
+    a = a_bits.to(tl.float32, bitcast=True)
+    # subnormal range (|v| < 2^-6): multiples of 2^-9; a * 512 is exact and + 2^23 rounds it half-to-even
+    # (m = 8 is the smallest normal, code 0x08, so the codes run on without a seam)
+    sub = ((a * 512.0 + 8388608.0) - 8388608.0).to(tl.int32)
+    # normal: keep 3 mantissa bits, RNE on the 20 dropped ones; the exponent re-biases from 127 to 7
+    rnd = (a_bits + 0x7FFFF + ((a_bits >> 20) & 1)) >> 20
+    code = tl.where(a < 0.015625, sub, rnd - (120 << 3))
+    code = tl.where(a != a, 0x7F, code)
+    return code | (sign << 7)
+
+
+@triton.jit
 def e2m1_to_f32(code):
     """Decode an e2m1 code (int32, 0..15): bit 3 sign, {0,0.5,1,1.5,2,3,4,6} for codes 0..7."""
     e = (code >> 1) & 0x3
@@ -170,13 +189,13 @@ def _act_quant_kernel(x_ptr, y_ptr, s_ptr, M, NG, stride_xm, stride_xn, stride_y
     s = tl.where(has_nan, float("nan"), s)
     # NaN (x NaN, s NaN, or inf / inf) must stay NaN through the clamp, as in torch.clamp
     q = tl.clamp(tl.div_rn(x, s[:, :, None]), -448.0, 448.0, propagate_nan=tl.PropagateNan.ALL)
-    y = q.to(tl.float8e4nv)
+    y = f32_to_e4m3(q)
     if INPLACE:
-        out = y.to(tl.float32) * s[:, :, None]
+        out = e4m3_to_f32(y) * s[:, :, None]
         tl.store(x_ptrs, out.to(x_ptr.dtype.element_ty), mask=mask)
     else:
         y_ptrs = y_ptr + rows64[:, None, None] * stride_ym + cols
-        tl.store(y_ptrs, y.to(tl.uint8, bitcast=True), mask=mask)
+        tl.store(y_ptrs, y.to(tl.uint8), mask=mask)
         s_ptrs = s_ptr + rows64[:, None] * stride_sm + grp[None, :]
         smask = rmask[:, None] & gmask[None, :]
         if S_E8M0:
@@ -476,8 +495,9 @@ custom_op("flaggems::fp4_act_quant_inplace", "(Tensor(a!) x, int block_size=32) 
 # ----------------------------------------------------------------------------------------------------
 # Triton implementations (the op's check has run before them)
 # ----------------------------------------------------------------------------------------------------
-# act_quant's e4m3 cast needs FP8 conversion support; the FP4 kernels use integer ops only.
-@implement("flaggems::act_quant", kind="triton", dtypes=_X_DTYPES, requires=("fp8",))
+# Both kernels encode / decode e4m3 and e2m1 with integer ops (no fp8 type in the kernel: Ascend's Triton has
+# none, and gfx942's fp8 is the fnuz flavour), so they run on vendors without fp8 hardware.
+@implement("flaggems::act_quant", kind="triton", dtypes=_X_DTYPES, decodes=("fp8",))
 def _act_quant_triton(x, block_size=128, scale_fmt=None, scale_dtype=None):
     scale_dtype = torch.float32 if scale_dtype is None else scale_dtype
     N = x.shape[-1]
@@ -491,7 +511,7 @@ def _act_quant_triton(x, block_size=128, scale_fmt=None, scale_dtype=None):
     return y, s
 
 
-@implement("flaggems::act_quant_inplace", kind="triton", dtypes=_X_DTYPES, requires=("fp8",))
+@implement("flaggems::act_quant_inplace", kind="triton", dtypes=_X_DTYPES)
 def _act_quant_inplace_triton(x, block_size=128, scale_fmt=None):
     x2 = _as_rows(x)
     if x2 is not None:
