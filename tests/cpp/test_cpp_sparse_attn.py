@@ -102,3 +102,29 @@ def test_sparse_attn_nan_inf_like_reference(kind):
     assert nan[0, 1, :2, 7].all() and not nan[0, 1, :2, :7].any()      # inf in kv: its column (p·kv)
     assert not nan[0, 2:4, :2].any()                                   # skipped NaN row; a -inf score
     assert (out[0, 4, :2] == 0).all()                                  # only -inf scores: exp(-inf) = 0
+
+
+# bf16 q . kv products are exact in fp32 and P is rounded to bf16 for P . V (as in DeepSeek's TileLang kernel):
+# the result must stay within the same bf16 output tolerance as the fp32 kernel, against the fp64 reference.
+@pytest.mark.parametrize("shape", [(1, 1, 4, 64, 50, 20), (2, 3, 5, 72, 40, 70), (1, 2, 16, 512, 300, 130),
+                                   (3, 1, 3, 100, 70, 65), (1, 1, 64, 512, 700, 640), (2, 1, 1, 34, 9, 1)])
+def test_sparse_attn_bf16_dot(bf16_dot, shape):
+    for seed, p_invalid in ((0, 0.3), (1, 0.0)):
+        q, kv, sink, idx = make(*shape, torch.bfloat16, seed=seed, p_invalid=p_invalid)
+        out = sparse_attn_cpp(q, kv, sink, idx, shape[3] ** -0.5)
+        assert_close(out, sparse_attn_ref(q, kv, sink, idx, shape[3] ** -0.5), torch.bfloat16)
+        assert torch.all(out[0, 0] == 0)
+
+
+def test_sparse_attn_bf16_dot_strided_and_sink_extremes(bf16_dot):
+    test_sparse_attn_strided_and_sink_extremes()
+
+
+def test_sparse_attn_bf16_dot_nan_inf(bf16_dot):
+    # issue 13 finding 5 on the bf16 dot-product path: same NaN pattern as the reference, 0 for only -inf scores
+    q, kv, sink, idx = _nonfinite_case()
+    q, kv = q.bfloat16(), kv.bfloat16()
+    out = sparse_attn_cpp(q, kv, sink, idx, 32 ** -0.5)
+    ref = sparse_attn_ref(q, kv, sink, idx, 32 ** -0.5)
+    assert torch.equal(out.isnan(), ref.isnan())
+    assert (out[0, 4, :2] == 0).all() and (out[0, 5] == 0).all()
