@@ -15,46 +15,46 @@ from .elementwise_family import DEFAULT, INT_TO_FLOAT, TENSOR_SCALAR, UNARY, Ove
 
 
 @triton.jit
-def _add_unit(a, b, c, p0):
+def _add_unit(a, b, c):
     return a + b
 
 
 @elementwise("add", DEFAULT, arity=2, dtypes=ALL, results=NUMERIC, overloads=TENSOR_SCALAR, alpha=True,
              unit_alpha=_add_unit)
 @triton.jit
-def _add(a, b, c, p0):
-    return a + b * p0
+def _add(a, b, c):
+    return a + b * c
 
 
 @triton.jit
-def _sub_unit(a, b, c, p0):
+def _sub_unit(a, b, c):
     return a - b
 
 
 @elementwise("sub", DEFAULT, arity=2, dtypes=ALL, results=NUMERIC, overloads=TENSOR_SCALAR, alpha=True,
              unit_alpha=_sub_unit)
 @triton.jit
-def _sub(a, b, c, p0):
-    return a - b * p0
+def _sub(a, b, c):
+    return a - b * c
 
 
 @elementwise("rsub", DEFAULT, arity=2, dtypes=NUMERIC, results=NUMERIC,
              overloads=Overloads(("Tensor", "Scalar"), (), ()), alpha=True)
 @triton.jit
-def _rsub(a, b, c, p0):
-    return b - a * p0
+def _rsub(a, b, c):
+    return b - a * c
 
 
 # bool operands are fine for mul when promotion leaves bool: bool*bool is logical and
 @elementwise("mul", DEFAULT, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR)
 @triton.jit
-def _mul(a, b, c, p0):
+def _mul(a, b, c):
     return a * b
 
 
 @elementwise("div", INT_TO_FLOAT, arity=2, dtypes=ALL, results=NUMERIC, overloads=TENSOR_SCALAR)
 @triton.jit
-def _div(a, b, c, p0):
+def _div(a, b, c):
     # div_rn: IEEE fp32 division like torch (plain `/` may lower to an approximate divide on GPU);
     # fp64 `/` is already correctly rounded
     if a.dtype == tl.float32:
@@ -65,7 +65,7 @@ def _div(a, b, c, p0):
 
 @elementwise("neg", DEFAULT, arity=1, dtypes=NUMERIC, overloads=UNARY)
 @triton.jit
-def _neg(a, b, c, p0):
+def _neg(a, b, c):
     return -a
 
 
@@ -80,7 +80,7 @@ def _floor_divide_extra(a, b):
 @elementwise("floor_divide", DEFAULT, arity=2, dtypes=NUMERIC, extra=_floor_divide_extra,
              overloads=Overloads(("default", "Scalar"), ("out",), ("Tensor", "Scalar")))
 @triton.jit
-def _floor_divide(a, b, c, p0):
+def _floor_divide(a, b, c):
     if a.dtype.is_floating():
         # torch's div_floor: via fmod (`%` on floats is fmod in Triton) so exact quotients stay exact
         mod = a % b

@@ -13,6 +13,7 @@ import triton.language as tl
 
 from ..registry import implement
 from . import elementwise as ew
+from .pointwise_codegen import scalar_function
 from .elementwise import NUMERIC, isnan
 from .elementwise_family import DEFAULT, Overloads, elementwise
 
@@ -27,18 +28,19 @@ def _nan_or(r, a, b):
 
 @elementwise("maximum", DEFAULT, arity=2, dtypes=NUMERIC, overloads=Overloads(inplace=()))
 @triton.jit
-def _maximum(a, b, c, p0):
+def _maximum(a, b, c):
     return _nan_or(tl.maximum(a, b), a, b)
 
 
 @elementwise("minimum", DEFAULT, arity=2, dtypes=NUMERIC, overloads=Overloads(inplace=()))
 @triton.jit
-def _minimum(a, b, c, p0):
+def _minimum(a, b, c):
     return _nan_or(tl.minimum(a, b), a, b)
 
 
+@scalar_function
 @triton.jit
-def _clamp_both(a, b, c, p0):
+def _clamp_both(a, b, c):
     r = tl.minimum(tl.maximum(a, b), c)
     if a.dtype.is_floating():
         r = tl.where(isnan(a) | isnan(b) | isnan(c), a + b + c, r)

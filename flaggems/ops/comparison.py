@@ -24,37 +24,37 @@ from .elementwise_family import ALWAYS_BOOL, TENSOR_SCALAR_OUTS, elementwise
 
 @elementwise("eq", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _eq(a, b, c, p0):
+def _eq(a, b, c):
     return a == b
 
 
 @elementwise("ne", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _ne(a, b, c, p0):
+def _ne(a, b, c):
     return a != b
 
 
 @elementwise("lt", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _lt(a, b, c, p0):
+def _lt(a, b, c):
     return a < b
 
 
 @elementwise("le", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _le(a, b, c, p0):
+def _le(a, b, c):
     return a <= b
 
 
 @elementwise("gt", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _gt(a, b, c, p0):
+def _gt(a, b, c):
     return a > b
 
 
 @elementwise("ge", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _ge(a, b, c, p0):
+def _ge(a, b, c):
     return a >= b
 
 

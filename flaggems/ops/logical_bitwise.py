@@ -15,43 +15,43 @@ from .elementwise_family import ALWAYS_BOOL, INTEGRAL, TENSOR_SCALAR_OUTS, UNARY
 
 @elementwise("logical_and", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=UNARY)
 @triton.jit
-def _logical_and(a, b, c, p0):
+def _logical_and(a, b, c):
     return (a != 0) & (b != 0)
 
 
 @elementwise("logical_or", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=UNARY)
 @triton.jit
-def _logical_or(a, b, c, p0):
+def _logical_or(a, b, c):
     return (a != 0) | (b != 0)
 
 
 @elementwise("logical_not", ALWAYS_BOOL, arity=1, dtypes=ALL, overloads=UNARY)
 @triton.jit
-def _logical_not(a, b, c, p0):
+def _logical_not(a, b, c):
     return a == 0
 
 
 @elementwise("bitwise_and", INTEGRAL, arity=2, dtypes=INT | BOOL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _bitwise_and(a, b, c, p0):
+def _bitwise_and(a, b, c):
     return a & b
 
 
 @elementwise("bitwise_or", INTEGRAL, arity=2, dtypes=INT | BOOL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _bitwise_or(a, b, c, p0):
+def _bitwise_or(a, b, c):
     return a | b
 
 
 @elementwise("bitwise_xor", INTEGRAL, arity=2, dtypes=INT | BOOL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _bitwise_xor(a, b, c, p0):
+def _bitwise_xor(a, b, c):
     return a ^ b
 
 
 @elementwise("bitwise_not", INTEGRAL, arity=1, dtypes=INT | BOOL, overloads=UNARY)
 @triton.jit
-def _bitwise_not(a, b, c, p0):
+def _bitwise_not(a, b, c):
     if a.dtype == tl.int1:
         return a == 0
     else:

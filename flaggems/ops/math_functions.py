@@ -15,61 +15,62 @@ import triton.language as tl
 
 from ..registry import implement
 from . import elementwise as ew
+from .pointwise_codegen import scalar_function
 from .elementwise import FLOAT, INT, NUMERIC, identity
 from .elementwise_family import DEFAULT, UNARY, elementwise
 
 
 @elementwise("exp", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY)
 @triton.jit
-def _exp(a, b, c, p0):
+def _exp(a, b, c):
     return tl.exp(a)
 
 
 @elementwise("log", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY)
 @triton.jit
-def _log(a, b, c, p0):
+def _log(a, b, c):
     return tl.log(a)
 
 
 @elementwise("sqrt", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY)
 @triton.jit
-def _sqrt(a, b, c, p0):
+def _sqrt(a, b, c):
     return tl.sqrt_rn(a) if a.dtype == tl.float32 else tl.sqrt(a)
 
 
 @elementwise("rsqrt", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY)
 @triton.jit
-def _rsqrt(a, b, c, p0):
+def _rsqrt(a, b, c):
     return 1.0 / tl.sqrt(a)
 
 
 @elementwise("reciprocal", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY)
 @triton.jit
-def _reciprocal(a, b, c, p0):
+def _reciprocal(a, b, c):
     return 1.0 / a
 
 
 @elementwise("sin", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY)
 @triton.jit
-def _sin(a, b, c, p0):
+def _sin(a, b, c):
     return tl.sin(a)
 
 
 @elementwise("cos", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY)
 @triton.jit
-def _cos(a, b, c, p0):
+def _cos(a, b, c):
     return tl.cos(a)
 
 
 @elementwise("tanh", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY)
 @triton.jit
-def _tanh(a, b, c, p0):
+def _tanh(a, b, c):
     return 1.0 - 2.0 / (tl.exp(2.0 * a) + 1.0)
 
 
 @elementwise("abs", DEFAULT, arity=1, dtypes=NUMERIC, overloads=UNARY)
 @triton.jit
-def _abs(a, b, c, p0):
+def _abs(a, b, c):
     if a.dtype.is_floating():
         return tl.abs(a)
     else:
@@ -77,28 +78,33 @@ def _abs(a, b, c, p0):
 
 
 # ---- pow(Tensor, Scalar) ---------------------------------------------------------------------------------------
+@scalar_function
 @triton.jit
-def _square(a, b, c, p0):
+def _square(a, b, c):
     return a * a
 
 
+@scalar_function
 @triton.jit
-def _cube(a, b, c, p0):
+def _cube(a, b, c):
     return a * a * a
 
 
+@scalar_function
 @triton.jit
-def _rsqrt_pow(a, b, c, p0):
+def _rsqrt_pow(a, b, c):
     return 1.0 / (tl.sqrt_rn(a) if a.dtype == tl.float32 else tl.sqrt(a))
 
 
+@scalar_function
 @triton.jit
-def _inv_square(a, b, c, p0):
+def _inv_square(a, b, c):
     return 1.0 / (a * a)
 
 
+@scalar_function
 @triton.jit
-def _pow_general(a, b, c, p0):
+def _pow_general(a, b, c):
     # b holds the exponent as a scalar operand, c its parity flag (1.0 for odd integers)
     mag = tl.exp2(b * tl.log2(tl.abs(a)))
     is_int = b == tl.floor(b)

@@ -13,11 +13,13 @@ import triton.language as tl
 
 from ..registry import implement
 from . import elementwise as ew
+from .pointwise_codegen import scalar_function
 from .elementwise import ALL, NUMERIC
 
 
+@scalar_function
 @triton.jit
-def _where(a, b, c, p0):
+def _where(a, b, c):
     return tl.where(a != 0, b, c)
 
 
