@@ -1,6 +1,6 @@
-"""Generic pointwise engine: out[i] = f(a[i], b[i], c[i]) with torch's broadcasting and type promotion.
+"""Generic pointwise engine: out[i] = f(a[i], b[i], ...) with torch's broadcasting and type promotion.
 
-Each scalar function f (a ``@triton.jit`` function of up to three operands, registered by name) runs in a
+Each scalar function f (a ``@triton.jit`` function of up to four operands, registered by name) runs in a
 kernel generated for it and its operand count (pointwise_codegen.py, device helpers in pointwise_jit.py).
 Operands are addressed through up to four coalesced strides each, so broadcast, transposed and sliced inputs
 and outputs are read and written in place without copies. Python numbers are passed as kernel scalars (a
@@ -99,7 +99,7 @@ def _max_offset(shape, strides) -> int:
 
 _ZERO_STRIDES = (0, 0, 0, 0)
 _INT32_END = 2 ** 31 - 1
-_FLAGS = {n: (tuple(f"{x}_SCALAR" for x in "ABC"[:n]), ("O_CONTIG",) + tuple(f"{x}_CONTIG" for x in "ABC"[:n]))
+_FLAGS = {n: (tuple(f"{x}_SCALAR" for x in "ABCD"[:n]), ("O_CONTIG",) + tuple(f"{x}_CONTIG" for x in "ABCD"[:n]))
           for n in range(1, codegen.MAX_OPERANDS + 1)}
 
 

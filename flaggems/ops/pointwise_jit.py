@@ -87,6 +87,15 @@ def store_result(ptr, r, idx, mask, s0, s1, s2, s3, d1, d2, d3, CONTIG: tl.const
 
 
 @triton.jit
+def rounded(x, R: tl.constexpr):
+    """x rounded to dtype R and back: torch computes some fp16/bf16 ops step by step, rounding each step."""
+    if R == x.dtype:
+        return x
+    else:
+        return cvt(cvt(x, R), x.dtype)
+
+
+@triton.jit
 def isnan(x):
     return x != x
 
