@@ -208,6 +208,15 @@ def _bind(op: ElementwiseOp, variant: str, fn_name: str, module: str):
     return impl, supports
 
 
+def elementwise_op(name: str, scalar, promotion: Promotion, *, arity: int, dtypes, results=ew.ALL,
+                   extra: Optional[Callable] = None, out_cast: bool = False) -> ElementwiseOp:
+    """An op variant with the family's promotion / supports / run logic but no ATen overloads of its own (e.g.
+    div's rounding modes, served by hand-written overloads); its scalar function is registered as ``name``."""
+    codegen.register(scalar, name)
+    return ElementwiseOp(name, scalar, promotion, arity, frozenset(dtypes), frozenset(results), Overloads((), (), ()),
+                         extra=extra, out_cast=out_cast)
+
+
 def elementwise(name: str, promotion: Promotion, *, arity: int, dtypes, results=ew.ALL,
                 overloads: Overloads = UNARY, alpha: bool = False, unit_alpha: Optional[Callable] = None,
                 extra: Optional[Callable] = None, out_cast: bool = False):
@@ -226,6 +235,7 @@ def elementwise(name: str, promotion: Promotion, *, arity: int, dtypes, results=
             names = [f"aten::{base}.{o}" for o in getattr(overloads, variant)]
             if names:
                 impl, supports = _bind(op, variant, f"{base}{suffix}", module)
-                implement(names, kind="triton", dtypes=op.dtypes, supports=supports)(impl)
+                # operands may be Python numbers in any position (torch.add(2, t) reaches add.Tensor that way)
+                implement(names, kind="triton", dtypes=op.dtypes, supports=supports, numbers=True)(impl)
         return scalar
     return deco

@@ -41,6 +41,8 @@ class Impl:
     # capability flags whose dtypes this impl decodes in software (bit manipulation), so a vendor without the
     # hardware feature can still run it: e.g. an fp8 GEMM with a dequantise-in-registers path
     decodes: Tuple[str, ...] = ()
+    # takes a Python number in its Tensor slots, self included (torch's "wrapped numbers", e.g. torch.add(2, t))
+    numbers: bool = False
 
     def static_reason(self, dtypes: Sequence[torch.dtype], caps) -> Optional[str]:
         """Why this impl cannot take inputs of these dtypes on this vendor (None if it can)."""
@@ -127,11 +129,14 @@ def add_entry(e: OpEntry) -> None:
 
 
 def implement(ops: Union[str, Iterable[str]], *, kind: str = "triton", dtypes=None,
-              requires: Sequence[str] = (), supports: Optional[Callable] = None, decodes: Sequence[str] = ()):
+              requires: Sequence[str] = (), supports: Optional[Callable] = None, decodes: Sequence[str] = (),
+              numbers: bool = False):
     """Decorator: declare ``fn`` as an implementation of one or more ops (ATen or flaggems:: custom ops).
 
     ``requires``: capability flags the vendor must have. ``decodes``: flags ("fp8", "fp4") whose dtypes the
     implementation handles without the hardware feature (software decode), so they do not exclude it.
+    ``numbers``: the implementation (and its ``supports``) takes a Python number in any Tensor slot, self
+    included; an op whose implementations all do is served for ``torch.add(2, t)`` (else that call stays native).
     """
     if kind not in KINDS:
         raise RegistrationError(f"unknown implementation kind {kind!r}; expected one of {KINDS}")
@@ -148,7 +153,7 @@ def implement(ops: Union[str, Iterable[str]], *, kind: str = "triton", dtypes=No
             if q.startswith("flaggems::") and q not in _ENTRIES:
                 raise RegistrationError(f"{q}: declare it with custom_op() before implementing it")
             e = entry(q)
-            impl = Impl(q, fn, kind, dts, tuple(requires), supports, decodes=tuple(decodes))
+            impl = Impl(q, fn, kind, dts, tuple(requires), supports, decodes=tuple(decodes), numbers=numbers)
             with e._lock:
                 e.impls.append(impl)
                 e.cache.clear()
