@@ -10,11 +10,13 @@ c10's ``checked_convert`` / ``overflows<To, From>``, for a Scalar holding a bool
   to a float type: inf converts to types that have inf, NaN to types that have NaN (all of them here),
   finite v needs lowest <= v <= max.
 
-Which ops check against which type differs, as in torch:
-- ``overflows(v, dtype)``: alpha, clamp bounds, masked_fill values — checked against the tensor dtype;
-- ``fill_overflows(v, dtype)``: fill_, full, new_full, full_like, the scalar of where — fp16 / bf16 / fp8 and
-  bool are filled unchecked (torch converts through float, which rounds to +-inf or saturates), the other types
-  are checked.
+Which ops check, and when, differs (measured on torch 2.13):
+- ``overflows(v, dtype)``: alpha, clamp bounds, masked_fill values — always checked against the tensor dtype;
+- ``fill_overflows(v, dtype, numel)``: fill_, fill, full, new_full, full_like — checked, except bool targets
+  and a single-element fp16 / bf16 / fp8 tensor (torch's one-element fast path converts through float,
+  rounding to +-inf or saturating);
+- ``where_overflows(v, dtype)``: the Python scalar of where — checked, except bool and fp16 / bf16 / fp8
+  results (converted through float unchecked).
 """
 from __future__ import annotations
 
@@ -49,9 +51,16 @@ def overflows(value, dtype: torch.dtype) -> bool:
     return value < info.min or value > info.max
 
 
-def fill_overflows(value, dtype: torch.dtype) -> bool:
-    """True where torch's fill_ / full with Python scalar ``value`` into ``dtype`` raises."""
-    if dtype in _REDUCED_FLOATS or dtype is torch.bool:
+def fill_overflows(value, dtype: torch.dtype, numel: int) -> bool:
+    """True where torch's fill_ / full of ``numel`` elements with Python scalar ``value`` raises."""
+    if dtype is torch.bool or (numel == 1 and dtype in _REDUCED_FLOATS):
+        return False
+    return overflows(value, dtype)
+
+
+def where_overflows(value, dtype: torch.dtype) -> bool:
+    """True where torch.where with Python scalar ``value`` and result ``dtype`` raises."""
+    if dtype is torch.bool or dtype in _REDUCED_FLOATS:
         return False
     return overflows(value, dtype)
 
