@@ -4,3 +4,4 @@ from . import (  # noqa: F401
     gather_scatter, grouped_mm, histogram, index_select, logical_bitwise, math_functions, minmax, mm, nonzero,
     scaled_mm, softmax, sort, sum_mean, where,
 )
+from . import activation_grads  # noqa: F401,E402  (the activations' backward ops)

@@ -11,12 +11,13 @@ import triton.language as tl
 
 from ..registry import implement
 from . import elementwise as ew
+from . import hyperbolic
 from .pointwise_codegen import scalar_function
 from .elementwise import FLOAT, NUMERIC, isnan
 from .elementwise_family import DEFAULT, UNARY, Overloads, elementwise
 
 
-@elementwise("sigmoid", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY)
+@elementwise("sigmoid", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY, out_cast=True)
 @triton.jit
 def _sigmoid(a, b, c):
     return 1.0 / (1.0 + tl.exp(-a))
@@ -48,7 +49,8 @@ def _gelu_erf(a, b, c):
 @triton.jit
 def _gelu_tanh(a, b, c):
     inner = 0.7978845608028654 * (a + 0.044715 * a * a * a)
-    return 0.5 * a * (2.0 - 2.0 / (tl.exp(2.0 * inner) + 1.0))
+    # 1 + tanh without cancellation for inner << 0 (the old 2 - 2/(e^(2 inner) + 1) lost it there)
+    return 0.5 * a * hyperbolic.one_plus_tanh(inner)
 
 
 def _gelu_supports(x, *, approximate="none", out=None):
