@@ -29,7 +29,11 @@ def _add_unit(a, b, c):
              unit_alpha=_add_unit)
 @triton.jit
 def _add(a, b, c):
-    return a + b * c
+    # one rounding like torch's kernels (a fused multiply-add: CPU fmadd, CUDA contraction)
+    if a.dtype.is_floating():
+        return tl.fma(b, c, a)
+    else:
+        return a + b * c
 
 
 @triton.jit
@@ -41,14 +45,20 @@ def _sub_unit(a, b, c):
              unit_alpha=_sub_unit)
 @triton.jit
 def _sub(a, b, c):
-    return a - b * c
+    if a.dtype.is_floating():
+        return tl.fma(-b, c, a)  # one rounding, as add
+    else:
+        return a - b * c
 
 
 @elementwise("rsub", DEFAULT, arity=2, dtypes=NUMERIC, results=NUMERIC,
              overloads=Overloads(("Tensor", "Scalar"), (), ()), alpha=True)
 @triton.jit
 def _rsub(a, b, c):
-    return b - a * c
+    if a.dtype.is_floating():
+        return tl.fma(-a, c, b)  # one rounding, as add
+    else:
+        return b - a * c
 
 
 # bool operands are fine for mul when promotion leaves bool: bool*bool is logical and
