@@ -324,12 +324,18 @@ def _key(args, kwargs) -> tuple:
 
 
 def _tensor_dtypes(args, kwargs) -> List[torch.dtype]:
+    """The dtypes an implementation must handle: its tensors' and a ``dtype=`` keyword's (the result of
+    ``_to_copy(x, dtype=torch.float8_e4m3fn)`` or ``full(..., dtype=torch.float64)``, which a vendor without fp8 /
+    fp64 cannot compute; keyword dtypes are part of the resolution-cache key, see _key)."""
     out = []
     for a in list(args) + list(kwargs.values()):
         if isinstance(a, torch.Tensor):
             out.append(a.dtype)
         elif isinstance(a, (list, tuple)):
             out.extend(x.dtype for x in a if isinstance(x, torch.Tensor))
+    for a in kwargs.values():
+        if isinstance(a, torch.dtype):
+            out.append(a)
     return out
 
 
