@@ -22,11 +22,11 @@ def _ulp_error(got, x, e):
 @pytest.mark.parametrize("e", [100.001, -100.001, 2.5, 37.25, -7.3, 0.3333, 11.0, -13.0, 1e-3, 127.9])
 def test_fp32_pow_accuracy_against_fp64(e):
     # randn spans |x| in ~(1e-5, 5): |e * log2|x|| reaches the over/underflow range for the large exponents
-    x = torch.randn(20, 320, 15, generator=torch.Generator().manual_seed(19))
+    x = torch.randn(60, 400, generator=torch.Generator().manual_seed(19))
     got, _ = run_gems(torch.pow, x, e, served=["pow.Tensor_Scalar"])
     native = torch.pow(x, e)
-    # correctly rounded would be 0.5 ulp; glibc's powf (native) is within 1 ulp; the old exp2(e*log2|x|) was
-    # off by up to ~120 ulp at e = 100.001
+    # correctly rounded would be 0.5 ulp; torch's CPU pow (std::pow in double) is within 1 ulp; the old
+    # exp2(e*log2|x|) was off by up to ~120 ulp at e = 100.001, and e rounded to fp32 alone by ~8 ulp
     assert _ulp_error(got, x, e) <= 1.0, _ulp_error(got, x, e)
     # outside the normal range (inf, 0, subnormals) the same class of result as native
     assert torch.equal(torch.isinf(got), torch.isinf(native)) and torch.equal(got == 0, native == 0)
