@@ -36,17 +36,20 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(a.threads)
-    from . import harness, report
+    from . import report, runner
+    from .catalog import all_cases
+    from .cases import Ctx
+    from .device import device_type
+    from .routing import choose_impl
 
     if a.list:
-        ctx = harness.Ctx(device=harness.device_type(), quick=a.quick,
-                          dtypes=tuple(d.lower() for d in dtypes) if dtypes else None, impl=a.impl,
-                          models=tuple(models) if models else None)
-        for c in harness.all_cases(ctx, ops):
-            kind, why = harness.choose_impl(c, ctx)
+        ctx = Ctx(device=device_type(), quick=a.quick, dtypes=tuple(d.lower() for d in dtypes) if dtypes else None,
+                  impl=a.impl, models=tuple(models) if models else None)
+        for c in all_cases(ctx, ops):
+            kind, why = choose_impl(c, ctx)
             print(f"{c.op:22s} {c.dtype:12.12s} {c.shape:60s} {kind or 'skip: ' + why}")
         return 0
-    result = harness.run(ops=ops, quick=a.quick, dtypes=dtypes, impl=a.impl, memory=not a.no_memory,
+    result = runner.run(ops=ops, quick=a.quick, dtypes=dtypes, impl=a.impl, memory=not a.no_memory,
                          progress=not a.no_progress, budget_s=a.budget, smoke=a.smoke,
                          models=models)
     command = "python -m benchmarks " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))

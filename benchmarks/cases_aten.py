@@ -18,7 +18,8 @@ from typing import List
 import torch
 
 from . import shapes
-from .harness import Case, Ctx, peer_module, provider
+from .cases import Case, Ctx, provider
+from .device import peer_module
 
 _DT = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 

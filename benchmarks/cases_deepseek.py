@@ -14,6 +14,7 @@ of the custom-op path. Baselines (eager torch, the recipes of DeepSeek's referen
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, List
 
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import shapes
-from .harness import Case, Ctx, provider, replace
+from .cases import Case, Ctx, provider
 
 E8 = torch.float8_e8m0fnu
 E4 = torch.float8_e4m3fn
@@ -74,41 +75,69 @@ def _bf16_linear(inp):
     return F.linear(inp["x16"], inp["w16"])
 
 
+def _points(ctx: Ctx):
+    """(model, phase, T): every DeepSeek-V4 variant, phase and token count this run covers, in that nesting."""
+    for model in shapes.models(ctx.quick, ctx.models):
+        for phase in ("decode", "prefill"):
+            for T in shapes.tokens(phase, ctx.device, ctx.quick):
+                yield model, phase, T
+
+
+def _gemm_shapes(ctx: Ctx, linears: Callable[[dict], dict], quick_only: str):
+    """(model, phase, M, linear name, N, K) for each DeepSeek-V4 linear of one GEMM family (``quick_only``: the
+    one linear kept with --quick)."""
+    for model, phase, M in _points(ctx):
+        lin = linears(shapes.DEEPSEEK_V4[model])
+        if ctx.quick:
+            lin = {quick_only: lin[quick_only]}
+        for name, (N, K) in lin.items():
+            yield model, phase, M, name, N, K
+
+
+def _fp8_activation(g: torch.Generator, M: int, K: int):
+    """The A side of both GEMMs: FP8 e4m3 activations with one E8M0 scale per 128 values."""
+    a = torch.randn(M, K, generator=g).to(E4)
+    a_s = torch.randint(120, 130, (M, K // 128), dtype=torch.uint8, generator=g).view(E8)
+    return a, a_s
+
+
+def _dequant_activation(inp, M: int, K: int) -> torch.Tensor:
+    return (inp["a"].float().view(M, K // 128, 128) * _e8(inp["a_s"])[..., None]).view(M, K)
+
+
+def _gemm_case(op: str, setup, base, at: tuple, weight_bytes: int, **kw) -> Case:
+    """torch.ops.flaggems.<op>(a, a_s, b, b_s, bf16) at ``at`` = (model, phase, M, name, N, K), with the
+    bf16_linear reference side; ``weight_bytes``: the B operand and its scales."""
+    model, phase, M, name, N, K = at
+    c = _custom(op, lambda i: (i["a"], i["a_s"], i["b"], i["b_s"], torch.bfloat16),
+                shape=f"{model} {name} M={M} N={N} K={K}", setup=_with_bf16(setup, M, N, K), torch=base,
+                flops=2 * M * N * K, bytes=M * K + weight_bytes + M * K // 128 + 2 * M * N, compute="fp8",
+                memory=True, meta={"model": model, "phase": phase, "tokens": M}, **kw)
+    c.extra["bf16_linear"] = _bf16_linear
+    return c
+
+
 def _fp8_gemm_cases(ctx: Ctx) -> List[Case]:
     out = []
     dev = ctx.device
-    for model in shapes.models(ctx.quick, ctx.models):
-        cfg = shapes.DEEPSEEK_V4[model]
-        lin = shapes.dense_fp8_linears(cfg)
-        if ctx.quick:
-            lin = {"shared.w1": lin["shared.w1"]}
-        for phase in ("decode", "prefill"):
-            for M in shapes.tokens(phase, dev, ctx.quick):
-                for name, (N, K) in lin.items():
-                    def setup(M=M, N=N, K=K):
-                        g = _gen(M * 7 + N)
-                        a = torch.randn(M, K, generator=g).to(E4)
-                        a_s = torch.randint(120, 130, (M, K // 128), dtype=torch.uint8, generator=g).view(E8)
-                        b = (torch.randn(N, K, generator=g) * 8).to(E4)
-                        b_s = torch.randint(110, 120, (N // 128, K // 128), dtype=torch.uint8, generator=g).view(E8)
-                        return {k: v.to(dev) for k, v in dict(a=a, a_s=a_s, b=b, b_s=b_s).items()}
+    for at in _gemm_shapes(ctx, shapes.dense_fp8_linears, "shared.w1"):
+        _, _, M, _, N, K = at
 
-                    def base(inp, M=M, N=N, K=K):
-                        b, b_s, a, a_s = inp["b"], inp["b_s"], inp["a"], inp["a_s"]
-                        w = (b.float().view(N // 128, 128, K // 128, 128) * _e8(b_s)[:, None, :, None]).view(N, K)
-                        x = (a.float().view(M, K // 128, 128) * _e8(a_s)[..., None]).view(M, K)
-                        return F.linear(x.bfloat16(), w.bfloat16())
+        def setup(M=M, N=N, K=K):
+            g = _gen(M * 7 + N)
+            a, a_s = _fp8_activation(g, M, K)
+            b = (torch.randn(N, K, generator=g) * 8).to(E4)
+            b_s = torch.randint(110, 120, (N // 128, K // 128), dtype=torch.uint8, generator=g).view(E8)
+            return {k: v.to(dev) for k, v in dict(a=a, a_s=a_s, b=b, b_s=b_s).items()}
 
-                    c = _custom("fp8_gemm", lambda i: (i["a"], i["a_s"], i["b"], i["b_s"], torch.bfloat16),
-                                shape=f"{model} {name} M={M} N={N} K={K}", dtype="fp8_e4m3 (e8m0 128-block scales)",
-                                setup=setup, torch=base,
-                                baseline="dequantise weight + activation to bf16, F.linear",
-                                measures="C = A·Bᵀ with FP8 A and B, 128-block E8M0 scales, bf16 out",
-                                flops=2 * M * N * K, bytes=M * K + N * K + N * K // 16384 + M * K // 128 + 2 * M * N,
-                                compute="fp8", memory=True, meta={"model": model, "phase": phase, "tokens": M})
-                    c.extra["bf16_linear"] = _bf16_linear
-                    c.setup = _with_bf16(setup, M, N, K)
-                    out.append(c)
+        def base(inp, M=M, N=N, K=K):
+            w = (inp["b"].float().view(N // 128, 128, K // 128, 128) * _e8(inp["b_s"])[:, None, :, None]).view(N, K)
+            return F.linear(_dequant_activation(inp, M, K).bfloat16(), w.bfloat16())
+
+        out.append(_gemm_case("fp8_gemm", setup, base, at, N * K + N * K // 16384,
+                              dtype="fp8_e4m3 (e8m0 128-block scales)",
+                              baseline="dequantise weight + activation to bf16, F.linear",
+                              measures="C = A·Bᵀ with FP8 A and B, 128-block E8M0 scales, bf16 out"))
     return out
 
 
@@ -116,40 +145,27 @@ def _fp4_gemm_cases(ctx: Ctx) -> List[Case]:
     out = []
     dev = ctx.device
     lut = torch.tensor(_LUT)
-    for model in shapes.models(ctx.quick, ctx.models):
-        cfg = shapes.DEEPSEEK_V4[model]
-        lin = shapes.expert_fp4_linears(cfg)
-        if ctx.quick:
-            lin = {"expert.w1": lin["expert.w1"]}
-        for phase in ("decode", "prefill"):
-            for M in shapes.tokens(phase, dev, ctx.quick):
-                for name, (N, K) in lin.items():
-                    def setup(M=M, N=N, K=K):
-                        g = _gen(M * 11 + N)
-                        a = torch.randn(M, K, generator=g).to(E4)
-                        a_s = torch.randint(120, 130, (M, K // 128), dtype=torch.uint8, generator=g).view(E8)
-                        b = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, generator=g).view(torch.float4_e2m1fn_x2)
-                        b_s = torch.randint(118, 128, (N, K // 32), dtype=torch.uint8, generator=g).view(E8)
-                        return {k: v.to(dev) for k, v in dict(a=a, a_s=a_s, b=b, b_s=b_s).items()}
+    for at in _gemm_shapes(ctx, shapes.expert_fp4_linears, "expert.w1"):
+        _, _, M, _, N, K = at
 
-                    def base(inp, M=M, N=N, K=K):
-                        by = inp["b"].view(torch.uint8)
-                        lt = lut.to(by.device)
-                        w = torch.stack([lt[(by & 15).long()], lt[(by >> 4).long()]], -1).view(N, K // 32, 32)
-                        w = (w * _e8(inp["b_s"])[..., None]).view(N, K)
-                        x = (inp["a"].float().view(M, K // 128, 128) * _e8(inp["a_s"])[..., None]).view(M, K)
-                        return F.linear(x.bfloat16(), w.bfloat16())
+        def setup(M=M, N=N, K=K):
+            g = _gen(M * 11 + N)
+            a, a_s = _fp8_activation(g, M, K)
+            b = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, generator=g).view(torch.float4_e2m1fn_x2)
+            b_s = torch.randint(118, 128, (N, K // 32), dtype=torch.uint8, generator=g).view(E8)
+            return {k: v.to(dev) for k, v in dict(a=a, a_s=a_s, b=b, b_s=b_s).items()}
 
-                    c = _custom("fp4_gemm", lambda i: (i["a"], i["a_s"], i["b"], i["b_s"], torch.bfloat16),
-                                shape=f"{model} {name} M={M} N={N} K={K}",
-                                dtype="e4m3 x e2m1 (MXFP4 weight, e8m0/32)", setup=setup, torch=base,
-                                baseline="LUT-dequantise packed e2m1 weight + activation to bf16, F.linear",
-                                measures="C = A·Bᵀ with FP8 A, MXFP4 B (one routed expert's linear), bf16 out",
-                                flops=2 * M * N * K, bytes=M * K + N * K // 2 + N * K // 32 + M * K // 128 + 2 * M * N,
-                                compute="fp8", memory=True, meta={"model": model, "phase": phase, "tokens": M})
-                    c.extra["bf16_linear"] = _bf16_linear
-                    c.setup = _with_bf16(setup, M, N, K)
-                    out.append(c)
+        def base(inp, M=M, N=N, K=K):
+            by = inp["b"].view(torch.uint8)
+            lt = lut.to(by.device)
+            w = torch.stack([lt[(by & 15).long()], lt[(by >> 4).long()]], -1).view(N, K // 32, 32)
+            w = (w * _e8(inp["b_s"])[..., None]).view(N, K)
+            return F.linear(_dequant_activation(inp, M, K).bfloat16(), w.bfloat16())
+
+        out.append(_gemm_case("fp4_gemm", setup, base, at, N * K // 2 + N * K // 32,
+                              dtype="e4m3 x e2m1 (MXFP4 weight, e8m0/32)",
+                              baseline="LUT-dequantise packed e2m1 weight + activation to bf16, F.linear",
+                              measures="C = A·Bᵀ with FP8 A, MXFP4 B (one routed expert's linear), bf16 out"))
     return out
 
 
@@ -168,46 +184,42 @@ def fp4_gemm(ctx: Ctx) -> List[Case]:
 
 @provider("sparse_attn")
 def sparse_attn(ctx: Ctx) -> List[Case]:
-    if not ctx.want("bf16"):
-        return []
-    out = []
-    dev = ctx.device
-    for model in shapes.models(ctx.quick, ctx.models):
-        geo = shapes.sparse_attn_geometry(shapes.DEEPSEEK_V4[model])
-        h, d, n, K = geo["h"], geo["d"], geo["n"], geo["K"]
-        for phase in ("decode", "prefill"):
-            for T in shapes.tokens(phase, dev, ctx.quick):
-                b, m = (T, 1) if phase == "decode" else (1, T)
+    return [_sparse_attn_case(ctx.device, *p) for p in _points(ctx)] if ctx.want("bf16") else []
 
-                def setup(b=b, m=m):
-                    g = _gen(b * 131 + m)
-                    q = torch.randn(b, m, h, d, generator=g).bfloat16()
-                    kv = torch.randn(b, n, d, generator=g).bfloat16()
-                    sink = torch.randn(h, generator=g)
-                    idx = torch.stack([torch.randperm(n, generator=g)[:K] for _ in range(b * m)]).view(b, m, K)
-                    idx = idx.to(torch.int32)
-                    idx[..., -16:] = -1                       # a few unused slots, as in a short context
-                    return {"q": q.to(dev), "kv": kv.to(dev), "sink": sink.to(dev), "idx": idx.to(dev)}
 
-                scale = d ** -0.5
+def _sparse_attn_case(dev: str, model: str, phase: str, T: int) -> Case:
+    # one function call per case: its closures see this case's geometry, never a later loop iteration's
+    geo = shapes.sparse_attn_geometry(shapes.DEEPSEEK_V4[model])
+    h, d, n, K = geo["h"], geo["d"], geo["n"], geo["K"]
+    b, m = (T, 1) if phase == "decode" else (1, T)
+    scale = d ** -0.5
 
-                def base(inp, b=b, m=m):
-                    q, kv, sink, idx = inp["q"], inp["kv"], inp["sink"], inp["idx"]
-                    kvg = kv[torch.arange(b, device=kv.device)[:, None, None], idx.long().clamp(min=0)].float()
-                    s = torch.einsum("bmhd,bmkd->bmhk", q.float(), kvg) * scale
-                    s = s.masked_fill((idx < 0)[:, :, None, :], float("-inf"))
-                    p = torch.cat([s, sink.view(1, 1, h, 1).expand(b, m, h, 1)], -1).softmax(-1)[..., :-1]
-                    return torch.einsum("bmhk,bmkd->bmhd", p, kvg).to(q.dtype)
+    def setup():
+        g = _gen(b * 131 + m)
+        q = torch.randn(b, m, h, d, generator=g).bfloat16()
+        kv = torch.randn(b, n, d, generator=g).bfloat16()
+        sink = torch.randn(h, generator=g)
+        idx = torch.stack([torch.randperm(n, generator=g)[:K] for _ in range(b * m)]).view(b, m, K)
+        idx = idx.to(torch.int32)
+        idx[..., -16:] = -1                       # a few unused slots, as in a short context
+        return {"q": q.to(dev), "kv": kv.to(dev), "sink": sink.to(dev), "idx": idx.to(dev)}
 
-                rows_read = min(b * m * K, b * n)
-                out.append(_custom(
-                    "sparse_attn", lambda i: (i["q"], i["kv"], i["sink"], i["idx"], scale),
-                    shape=f"{model} {phase} b={b} m={m} h={h} d={d} kv={n} topk+window={K}", dtype="bf16",
-                    setup=setup, torch=base, baseline="gather + einsum + masked softmax(sink) + einsum (fp32)",
-                    measures="attention of each query over its selected KV rows (MQA, K = V) with a sink logit",
-                    flops=4 * b * m * h * K * d, bytes=2 * (2 * b * m * h * d + rows_read * d) + 4 * b * m * K,
-                    compute="bf16", meta={"model": model, "phase": phase, "tokens": T}))
-    return out
+    def base(inp):
+        q, kv, sink, idx = inp["q"], inp["kv"], inp["sink"], inp["idx"]
+        kvg = kv[torch.arange(b, device=kv.device)[:, None, None], idx.long().clamp(min=0)].float()
+        s = torch.einsum("bmhd,bmkd->bmhk", q.float(), kvg) * scale
+        s = s.masked_fill((idx < 0)[:, :, None, :], float("-inf"))
+        p = torch.cat([s, sink.view(1, 1, h, 1).expand(b, m, h, 1)], -1).softmax(-1)[..., :-1]
+        return torch.einsum("bmhk,bmkd->bmhd", p, kvg).to(q.dtype)
+
+    rows_read = min(b * m * K, b * n)
+    return _custom(
+        "sparse_attn", lambda i: (i["q"], i["kv"], i["sink"], i["idx"], scale),
+        shape=f"{model} {phase} b={b} m={m} h={h} d={d} kv={n} topk+window={K}", dtype="bf16",
+        setup=setup, torch=base, baseline="gather + einsum + masked softmax(sink) + einsum (fp32)",
+        measures="attention of each query over its selected KV rows (MQA, K = V) with a sink logit",
+        flops=4 * b * m * h * K * d, bytes=2 * (2 * b * m * h * d + rows_read * d) + 4 * b * m * K,
+        compute="bf16", meta={"model": model, "phase": phase, "tokens": T})
 
 
 # ------------------------------------------------------------------------------------------------ MoE gating
@@ -223,46 +235,42 @@ def _eager_gate(logits, bias, k, route_scale):
 
 @provider("moe_gate")
 def moe_gate(ctx: Ctx) -> List[Case]:
-    if not ctx.want("fp32"):
-        return []
-    out = []
-    dev = ctx.device
-    for model in shapes.models(ctx.quick, ctx.models):
-        cfg = shapes.DEEPSEEK_V4[model]
-        E, k, rs = cfg["experts"], cfg["top_k"], cfg["route_scale_x10"] / 10
-        for phase in ("decode", "prefill"):
-            for T in shapes.tokens(phase, dev, ctx.quick):
-                def setup(T=T):
-                    g = _gen(T + 3)
-                    return {"x": torch.randn(T, E, generator=g).to(dev), "bias": (torch.randn(E, generator=g) * .1).to(dev)}
+    return [c for p in _points(ctx) for c in _moe_gate_cases(ctx.device, *p)] if ctx.want("fp32") else []
 
-                out.append(_custom(
-                    "moe_gate", lambda i: (i["x"], i["bias"], k, "sqrtsoftplus", rs),
-                    shape=f"{model} T={T} E={E} top-{k} sqrtsoftplus+bias", dtype="fp32", setup=setup,
-                    torch=lambda i: _eager_gate(i["x"], i["bias"], k, rs), baseline="model.py eager gate",
-                    measures="routing weights + expert ids from gate logits (score, biased top-k, renormalise)",
-                    bytes=4 * T * E + 4 * E + 12 * T * k, meta={"model": model, "phase": phase, "tokens": T}))
-                vocab = cfg["vocab"]
 
-                def setup_h(T=T):
-                    g = _gen(T + 5)
-                    return {"x": torch.randn(T, E, generator=g).to(dev),
-                            "tab": torch.randint(0, E, (vocab, k), generator=g, dtype=torch.int32).to(dev),
-                            "ids": torch.randint(0, vocab, (T,), generator=g).to(dev)}
+def _moe_gate_cases(dev: str, model: str, phase: str, T: int) -> List[Case]:
+    """The score gate and the hash gate of one model at T tokens (one call per point: see _sparse_attn_case)."""
+    cfg = shapes.DEEPSEEK_V4[model]
+    E, k, rs, vocab = cfg["experts"], cfg["top_k"], cfg["route_scale_x10"] / 10, cfg["vocab"]
+    meta = {"model": model, "phase": phase, "tokens": T}
 
-                def base_h(i):
-                    s = F.softplus(i["x"]).sqrt()
-                    idx = i["tab"][i["ids"]].long()
-                    w = s.gather(1, idx)
-                    return w / w.sum(-1, keepdim=True) * rs, idx
+    def setup():
+        g = _gen(T + 3)
+        return {"x": torch.randn(T, E, generator=g).to(dev), "bias": (torch.randn(E, generator=g) * .1).to(dev)}
 
-                out.append(_custom(
-                    "moe_gate_hash", lambda i: (i["x"], i["tab"], i["ids"], "sqrtsoftplus", rs),
-                    shape=f"{model} T={T} E={E} top-{k} hash (vocab {vocab})", dtype="fp32", setup=setup_h,
-                    torch=base_h, baseline="model.py eager hash gate (tid2eid[input_ids])",
-                    measures="hash-layer routing: weights for the experts tid2eid assigns to each token",
-                    bytes=4 * T * E + 4 * T * k + 8 * T + 12 * T * k, meta={"model": model, "phase": phase, "tokens": T}))
-    return out
+    def setup_h():
+        g = _gen(T + 5)
+        return {"x": torch.randn(T, E, generator=g).to(dev),
+                "tab": torch.randint(0, E, (vocab, k), generator=g, dtype=torch.int32).to(dev),
+                "ids": torch.randint(0, vocab, (T,), generator=g).to(dev)}
+
+    def base_h(i):
+        s = F.softplus(i["x"]).sqrt()
+        idx = i["tab"][i["ids"]].long()
+        w = s.gather(1, idx)
+        return w / w.sum(-1, keepdim=True) * rs, idx
+
+    return [
+        _custom("moe_gate", lambda i: (i["x"], i["bias"], k, "sqrtsoftplus", rs),
+                shape=f"{model} T={T} E={E} top-{k} sqrtsoftplus+bias", dtype="fp32", setup=setup,
+                torch=lambda i: _eager_gate(i["x"], i["bias"], k, rs), baseline="model.py eager gate",
+                measures="routing weights + expert ids from gate logits (score, biased top-k, renormalise)",
+                bytes=4 * T * E + 4 * E + 12 * T * k, meta=meta),
+        _custom("moe_gate_hash", lambda i: (i["x"], i["tab"], i["ids"], "sqrtsoftplus", rs),
+                shape=f"{model} T={T} E={E} top-{k} hash (vocab {vocab})", dtype="fp32", setup=setup_h,
+                torch=base_h, baseline="model.py eager hash gate (tid2eid[input_ids])",
+                measures="hash-layer routing: weights for the experts tid2eid assigns to each token",
+                bytes=4 * T * E + 4 * T * k + 8 * T + 12 * T * k, meta=meta)]
 
 
 # ------------------------------------------------------------------------------------------------ small ops
@@ -359,7 +367,7 @@ def custom_op_overhead(ctx: Ctx) -> List[Case]:
     cases = [c for c in moe_gate(one) + small_ops(one) if c.meta.get("tokens") == 1]
     out = []
     for c in cases:
-        out.append(replace(c, kind="overhead", host=True, rotate=False, memory=False,
+        out.append(dataclasses.replace(c, kind="overhead", host=True, rotate=False, memory=False,
                            measures="host µs per call of torch.ops.flaggems." + c.op + " (T=1); overhead_us = it "
                                     "minus the implementation called directly (custom-op dispatch, check, registry)",
                            meta=dict(c.meta)))

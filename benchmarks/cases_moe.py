@@ -22,7 +22,7 @@ import torch
 
 from . import grouped_mm_shapes as gms
 from . import shapes
-from .harness import Case, Ctx, provider
+from .cases import Case, Ctx, provider
 
 _MODEL_NAME = {"flash": "deepseek-v4-flash", "pro": "deepseek-v4-pro"}
 

@@ -3,9 +3,8 @@
     python -m benchmarks.cpu_kernels [--quick]        (prints a markdown table)
     from benchmarks.cpu_kernels import run; rows = run(quick=True)
 
-A thin view over the harness (``python -m benchmarks --impl cpp``): the cases, timers and peak-memory method
-are the harness's (see benchmarks/harness.py and benchmarks/memory.py); this module keeps the original
-row format.
+A thin view over the runner (``python -m benchmarks --impl cpp``): the cases, timers and peak-memory method
+are the harness's (benchmarks/runner.py, timing.py, memory.py); this module keeps the original row format.
 
 Each row: {op, shape, dtype, ms, baseline_ms, speedup, peak_mem_bytes, baseline_peak_mem_bytes, baseline}.
 Timing: wall clock, warm-up, interleaved rounds, median (the machine may be shared: medians, not means).
@@ -22,9 +21,9 @@ CPP_OPS = ["fp8_gemm", "fp4_gemm", "sparse_attn", "moe_gate", "moe_gate_hash", "
 
 
 def run(quick: bool = True, memory: bool = True) -> list[dict]:
-    from . import harness
+    from . import runner
 
-    res = harness.run(ops=CPP_OPS, quick=quick, impl="cpp", memory=memory, progress=False)
+    res = runner.run(ops=CPP_OPS, quick=quick, impl="cpp", memory=memory, progress=False)
     rows = []
     for r in res["rows"]:
         if r["kind"] == "overhead":

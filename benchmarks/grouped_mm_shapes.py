@@ -62,7 +62,7 @@ def _inputs(model: str, T: int, op: str, device, dtype=torch.bfloat16, shared_we
             w = torch.empty(E, N, K, device=device, dtype=dtype).normal_(0.0, K ** -0.5)
         w = w.transpose(1, 2)
         return (lambda: torch._grouped_mm(x, w, offs)), f"S={S} K={K} N={N} E={E}", str(dtype).replace("torch.", "")
-    from flaggems.ops import scaled_mm as smm
+    from flaggems.formats import swizzle_scales
 
     if op == "scaled_mm.fp8_block":
         M, K, N = T, D, 2 * I
@@ -75,9 +75,9 @@ def _inputs(model: str, T: int, op: str, device, dtype=torch.bfloat16, shared_we
     M, K, N = max(1, T * k // E) if T > 1 else 1, D, 2 * I                 # rows of one (average) expert
     a = torch.randint(0, 256, (M, K // 2), generator=g, dtype=torch.uint8).to(device).view(torch.float4_e2m1fn_x2)
     b = torch.randint(0, 256, (N, K // 2), generator=g, dtype=torch.uint8).to(device).view(torch.float4_e2m1fn_x2).t()
-    sa = smm.swizzle_scales(torch.randint(120, 130, (M, K // 32), generator=g, dtype=torch.uint8)
+    sa = swizzle_scales(torch.randint(120, 130, (M, K // 32), generator=g, dtype=torch.uint8)
                             .view(torch.float8_e8m0fnu)).to(device)
-    sb = smm.swizzle_scales(torch.randint(120, 130, (N, K // 32), generator=g, dtype=torch.uint8)
+    sb = swizzle_scales(torch.randint(120, 130, (N, K // 32), generator=g, dtype=torch.uint8)
                             .view(torch.float8_e8m0fnu)).to(device)
     return ((lambda: torch._scaled_mm(a, b, sa, sb, out_dtype=torch.bfloat16)), f"M={M} K={K} N={N} mxfp4",
             "float4_e2m1fn_x2")
@@ -96,7 +96,7 @@ def run(quick: bool = True, models: Optional[List[str]] = None, shared_weights: 
     experts (8-34 GB per tensor at full size): right for a smoke run, optimistic for memory traffic.
     """
     import flaggems
-    from flaggems.ops import grouped_mm, scaled_mm  # noqa: F401  (declare the ops)
+    from flaggems.ops import gemm  # noqa: F401  (declares the ops)
 
     device = flaggems.vendor().device_type
     shared = quick if shared_weights is None else shared_weights

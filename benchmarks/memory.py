@@ -28,6 +28,11 @@ from typing import Any, Callable
 
 import torch
 
+from .catalog import all_cases
+from .cases import Ctx
+from .device import device_type
+from .routing import gems_context
+
 METHOD = {
     "cpu": "RSS high-water mark (VmHWM after writing 5 to /proc/self/clear_refs) over the first call in a fresh "
            "subprocess with MALLOC_MMAP_THRESHOLD_=65536; counts torch tensors, C++ scratch and outputs",
@@ -130,8 +135,6 @@ def gpu_peak(fn: Callable[[], Any], dev: str) -> int:
 
 def runner(dev: str, quick: bool) -> Callable:
     """A function (case, ctx, kind, inputs) -> {peak_mem_bytes, torch_peak_mem_bytes, peak_mem_method}."""
-    from .harness import gems_context
-
     def gpu(case, ctx, kind, inputs):
         gctx = gems_context(case, kind)
         with gctx():
@@ -181,8 +184,6 @@ def _main(argv=None) -> None:
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    from .harness import Ctx, all_cases, device_type, gems_context
-
     ctx = Ctx(device=device_type(), quick=a.quick, dtypes=tuple(a.dtype.split(",")) if a.dtype else None, impl=a.impl,
               models=tuple(a.models.split(",")) if a.models else None)
     case = next((c for c in all_cases(ctx, [a.op]) if c.key == a.key), None)

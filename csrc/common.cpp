@@ -36,6 +36,27 @@ void set_isa_cap(int cap) {  // for tests: cap the ISA (-1 = re-detect)
   int d = cpu_isa();
   if (cap >= 0) g_isa = std::min(d, cap);
 }
+static int g_bf16_override = -1;
+static int cpu_bf16() {
+  static int has = -1;
+  if (has < 0) {
+    has = 0;
+#if FG_X86
+    __builtin_cpu_init();
+    has = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+#endif
+    if (const char* e = std::getenv("FLAGGEMS_CPP_BF16"))
+      if (std::string(e) == "0") has = 0;
+  }
+  return has;
+}
+int bf16_dot_mode() {
+  const bool hw = cpu_bf16() && cpu_isa() == ISA_AVX512;   // follows the ISA cap (tests, FLAGGEMS_CPP_ISA)
+  if (g_bf16_override == BF16_DOT_OFF) return BF16_DOT_OFF;
+  if (g_bf16_override == BF16_DOT_EMULATED) return cpu_isa() >= ISA_AVX2 ? BF16_DOT_EMULATED : BF16_DOT_OFF;
+  return hw ? BF16_DOT_HW : BF16_DOT_OFF;
+}
+void set_bf16_dot(int mode) { g_bf16_override = mode; }
 const char* isa_name(int i) { return i == ISA_AVX512 ? "avx512" : i == ISA_AVX2 ? "avx2" : "generic"; }
 
 float* scratch_f32(int slot, size_t n) {

@@ -214,6 +214,12 @@ static inline void parallel_for(int64_t n, int64_t grain, int nthreads, const F&
 // running CPU supports is picked at run time. -O3 only at build time (no -march): a wheel runs anywhere.
 enum Isa : int { ISA_GENERIC = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
 int cpu_isa();              // detected once (FLAGGEMS_CPP_ISA=generic|avx2|avx512 caps it)
+// bf16 dot products (vdpbf16ps) for kernels whose numerics allow them (sparse_attn on bf16 inputs):
+// BF16_DOT_HW when the CPU has AVX512_BF16 and cpu_isa() is avx512 (FLAGGEMS_CPP_BF16=0 turns it off),
+// BF16_DOT_EMULATED only when set_bf16_dot(2) asks for it (tests: the same algorithm on AVX2).
+enum Bf16Dot : int { BF16_DOT_OFF = 0, BF16_DOT_HW = 1, BF16_DOT_EMULATED = 2 };
+int bf16_dot_mode();
+void set_bf16_dot(int mode);  // -1 auto, 0 off, 1 hardware (ignored without AVX512_BF16), 2 emulated (AVX2)
 const char* isa_name(int);
 
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -98,3 +98,5 @@ static void lowp_rows(const LowpArgs* gp, int64_t n0, int64_t n1) {
   }
 }
 
+
+#include "gemm_decode_body.h"

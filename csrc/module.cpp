@@ -12,6 +12,10 @@ namespace fg {
 void set_isa_cap(int cap);
 void lowp_gemm(bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t a_s, int a_s_e8m0,
                uintptr_t b, uintptr_t b_s, int b_s_e8m0, uintptr_t out, int out_dt, int nthreads);
+std::string lowp_path(bool fp4, int64_t M, int a_s_e8m0, int b_s_e8m0);
+void grouped_lowp(bool fp4, int64_t M, int64_t N, int64_t K, int64_t G, uintptr_t a, uintptr_t a_s, int a_s_e8m0,
+                  uintptr_t b, uintptr_t b_s, int b_s_e8m0, uintptr_t offs, uintptr_t out, int out_dt,
+                  int nthreads);
 void scaled_mm_block(bool fp4, int64_t M, int64_t N, int64_t K, uintptr_t a, uintptr_t b,
                      uintptr_t sa, int sa_e8m0, int64_t sa_row, int64_t sa_k, int64_t sa_div, int64_t sa_group,
                      int sa_swz,
@@ -35,6 +39,9 @@ PYBIND11_MODULE(_C, m) {
   m.attr("openmp") = false;
 #endif
   m.def("lowp_gemm", &fg::lowp_gemm, gil_release(), "fp8_gemm / fp4_gemm (see gemm_lowp.cpp)");
+  m.def("lowp_path", &fg::lowp_path, "kernel lowp_gemm takes for (fp4, M rows, a_s is E8M0, b_s is E8M0): decode-bf16 / decode / panel");
+  m.def("grouped_lowp", &fg::grouped_lowp, gil_release(),
+        "MoE experts: fp8_gemm / fp4_gemm per group of rows (offs), see gemm_lowp.cpp");
   m.def("scaled_mm_block", &fg::scaled_mm_block, gil_release(),
         "aten::_scaled_mm blockwise / MX recipes (see scaled_mm.cpp)");
   fg::register_quant(m);

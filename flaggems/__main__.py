@@ -53,6 +53,7 @@ def _info(args) -> int:
     print(f"flaggems {data['flaggems']}  (torch {data['torch']}, triton {data['triton']}, python {data['python']})")
     print(f"vendor       : {v.name}  device={v.device_type}  dispatch key={v.dispatch_key}")
     print(f"capabilities : {caps}")
+    print(f"triton target: {v.triton_target or ('none (interpreter)' if v.interpret else 'none')}")
     print(f"interpreter  : {'on' if data['interpreter'] else 'off'}"
           f"{' (bf16/fp8 fix-up installed)' if data['interpreter_fixup'] else ''}")
     print(f"ops          : {aten} ATen overloads, {custom} flaggems:: custom ops; implementations by kind: "

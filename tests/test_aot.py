@@ -109,7 +109,7 @@ def test_capture_under_gpu_planning():
         torch.add(torch.ones(40, dtype=torch.uint8), torch.ones(40, dtype=torch.uint8))
         assert flaggems.runtime.interpreting() is False
     assert flaggems.runtime.interpreting() is True
-    mm = [s for s in rec.specs.values() if s.kernel == "flaggems.ops.mm:_mm_kernel"]
+    mm = [s for s in rec.specs.values() if s.kernel == "flaggems.ops.gemm.kernel:gemm_kernel"]
     n_cfg = len(vendors.builtin("nvidia").configs()["mm"])
     assert len(mm) == n_cfg and sum(not s.candidate_only for s in mm) == 1
     assert all(s.signature["a_ptr"] == "*fp16" and "aten::mm.default" in s.routed_ops for s in mm)

@@ -1,12 +1,16 @@
-"""Smoke test of the benchmark harness (benchmarks/): one tiny case per kind, outputs and their fields.
+"""The benchmark harness (benchmarks/): a smoke run with one tiny case per kind, its outputs and their fields, and
+an import graph without cycles.
 
 No timing assertions: speed is what `python -m benchmarks` reports, never what a test checks.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
+import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -15,6 +19,9 @@ import flaggems
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:          # benchmarks/ is a top-level package of the checkout, not installed
     sys.path.insert(0, ROOT)
+
+BENCH = os.path.join(ROOT, "benchmarks")
+MODULES = sorted(f[:-3] for f in os.listdir(BENCH) if f.endswith(".py") and f != "__init__.py")
 
 ROW_FIELDS = {"op", "kind", "shape", "dtype", "impl", "ms", "speedup", "tflops", "gbps", "roofline_frac", "device",
               "versions", "measures", "torch_ms", "timer"}
@@ -103,3 +110,58 @@ def test_cpu_kernels_keeps_its_api():
     md = cpu_kernels.to_markdown([{"op": "x", "shape": "s", "dtype": "d", "ms": 1.0, "baseline_ms": 2.0,
                                    "speedup": 2.0, "peak_mem_bytes": None, "baseline_peak_mem_bytes": 2 ** 20}])
     assert "| x | s | d | 1.000 | 2.000 | 2.00 | – | 1.00 |" in md
+
+
+def _package_imports(module: str) -> set:
+    """The benchmarks modules ``module`` imports, at the top or inside functions."""
+    with open(os.path.join(BENCH, module + ".py")) as f:
+        tree = ast.parse(f.read())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            out |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("benchmarks."):
+            out.add(node.module.split(".")[1])
+        elif isinstance(node, ast.ImportFrom) and node.module == "benchmarks":
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("benchmarks.")}
+    return out & set(MODULES)
+
+
+def test_benchmarks_import_graph_has_no_cycle():
+    """Function-level imports included: the registry (cases) and the leaves import nothing of the package, and the
+    case modules never reach back to the runner."""
+    graph = {m: _package_imports(m) for m in MODULES}
+    assert graph["cases"] == set(), graph["cases"]
+    for case_module in ("cases_aten", "cases_deepseek", "cases_moe"):
+        assert not graph[case_module] & {"runner", "catalog", "memory", "__main__"}, (case_module, graph[case_module])
+    done, path = set(), []
+
+    def visit(m):
+        assert m not in path, "import cycle: " + " -> ".join(path[path.index(m):] + [m])
+        if m in done:
+            return
+        path.append(m)
+        for d in sorted(graph[m]):
+            visit(d)
+        path.pop()
+        done.add(m)
+
+    for m in MODULES:
+        visit(m)
+
+
+def test_every_benchmarks_module_imports_alone():
+    """Each module imported first, in a fresh interpreter: a cycle of top-level imports fails whichever side comes
+    first. A few at a time, so the interpreters' start-up overlaps without holding many torch imports at once."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+
+    def imports(module):
+        r = subprocess.run([sys.executable, "-c", f"import benchmarks.{module}"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=600)
+        return module, r.returncode, (r.stderr.strip().splitlines() or ["?"])[-1]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        failed = {m: err for m, rc, err in pool.map(imports, MODULES) if rc != 0}
+    assert not failed, failed

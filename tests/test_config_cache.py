@@ -147,7 +147,7 @@ def test_autotune_real_kernel_under_interpreter(monkeypatch, tmp_path):
     import torch
 
     import flaggems
-    from flaggems.ops import mm as mm_mod
+    from flaggems.ops.gemm import dense as mm_mod
 
     monkeypatch.setenv("FLAGGEMS_AUTOTUNE", "1")
     monkeypatch.setattr(autotune, "_CACHE", TuneCache(str(tmp_path / "mm.json")))

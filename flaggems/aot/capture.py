@@ -172,9 +172,11 @@ def hooked(recorder: Recorder):
 
 
 def planning_plugin(plugin, target: Target):
-    """``plugin`` as it would plan on a ``target`` device, simulated on CPU tensors through the interpreter."""
+    """``plugin`` as it would plan on a ``target`` device, simulated on CPU tensors through the interpreter
+    (its tuned configs are looked up for that target: ``kernel.dtype@cuda:100`` …)."""
     return dataclasses.replace(plugin, device_type="cpu", dispatch_key="CPU", interpret=True, extension_modules=(),
-                               detect=lambda: True, capabilities=planning_capabilities(plugin, target))
+                               detect=lambda: True, capabilities=planning_capabilities(plugin, target),
+                               triton_target=target.name)
 
 
 @contextlib.contextmanager

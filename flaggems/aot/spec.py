@@ -105,7 +105,7 @@ def describe_arg(value, *, specialize: bool, align: bool):
 
 @dataclass
 class Specialization:
-    kernel: str                        # "flaggems.ops.mm:_mm_kernel"
+    kernel: str                        # "flaggems.ops.gemm.kernel:gemm_kernel"
     file: str                          # path relative to the package's parent ("flaggems/ops/mm.py")
     line: int                          # line of the ``def``
     params: List[str]                  # parameter names in order

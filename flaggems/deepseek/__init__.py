@@ -5,5 +5,3 @@ from . import hc_sinkhorn  # noqa: F401
 from . import moe_gate  # noqa: F401
 from . import hadamard  # noqa: F401
 from . import quant  # noqa: F401
-from . import fp8_gemm  # noqa: F401
-from . import fp4_gemm  # noqa: F401

@@ -43,6 +43,7 @@ import triton.language as tl
 from flaggems.deepseek.checked import checked
 from flaggems.runtime import launch_config
 from flaggems.registry import custom_op, implement
+from flaggems.formats import E2M1_VALUES, e2m1_to_f32, e8m0_to_float_ref, unpack_fp4_ref
 from flaggems.runtime import device_guard, interpreting, next_pow2
 from flaggems.runtime.autotune import split_launch_options
 from flaggems.runtime.checks import check_tensor
@@ -59,11 +60,8 @@ _X_DTYPES = {torch.bfloat16, torch.float16, torch.float32}
 _SCALE_DTYPES = {torch.float32, torch.float8_e8m0fnu}
 _SCALE_FMTS = (None, "ue8m0")
 
-E2M1_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
-
-
 # ----------------------------------------------------------------------------------------------------
-# Triton helpers (shared with fp8_gemm / fp4_gemm)
+# Triton helpers
 # ----------------------------------------------------------------------------------------------------
 @triton.jit
 def pow2_ceil_exponent(v):
@@ -77,38 +75,6 @@ def pow2_ceil_exponent(v):
 def exponent_to_f32(e):
     """2^(e - 127) for a biased exponent 1..254 (int32)."""
     return (e << 23).to(tl.float32, bitcast=True)
-
-
-@triton.jit
-def e8m0_to_f32(byte):
-    """Decode E8M0 bytes: 2^(byte - 127); byte 0 is 2^-127 (fp32 subnormal), 255 is NaN."""
-    b = byte.to(tl.int32) & 0xFF
-    bits = tl.where(b == 0, 0x00400000, b << 23)
-    bits = tl.where(b == 255, 0x7FC00000, bits)
-    return bits.to(tl.float32, bitcast=True)
-
-
-@triton.jit
-def e4m3_to_f32(byte):
-    """Decode float8_e4m3fn bits with integer ops only (no fp8 hardware needed). 0x7F/0xFF are NaN."""
-    b = byte.to(tl.int32) & 0xFF
-    e = (b >> 3) & 0xF
-    m = b & 0x7
-    # normal: (8 + m) * 2^(e - 10); subnormal (e == 0): m * 2^-9
-    normal = (8 + m).to(tl.float32) * ((e + 117) << 23).to(tl.float32, bitcast=True)
-    mag = tl.where(e == 0, m.to(tl.float32) * 0.001953125, normal)
-    mag = tl.where((e == 15) & (m == 7), tl.full(mag.shape, 0x7FC00000, tl.int32).to(tl.float32, bitcast=True),
-                   mag)
-    return tl.where((b & 0x80) != 0, -mag, mag)
-
-
-@triton.jit
-def e2m1_to_f32(code):
-    """Decode an e2m1 code (int32, 0..15): bit 3 sign, {0,0.5,1,1.5,2,3,4,6} for codes 0..7."""
-    e = (code >> 1) & 0x3
-    m = (code & 1).to(tl.float32)
-    mag = tl.where(e == 0, m * 0.5, (2.0 + m) * (1 << e).to(tl.float32) * 0.25)
-    return tl.where((code & 8) != 0, -mag, mag)
 
 
 @triton.jit
@@ -313,13 +279,6 @@ def fp4_act_quant_inplace_check(x, block_size=32):
 # ----------------------------------------------------------------------------------------------------
 # References (pure torch; fp32 where the kernel's math is fp32, fp64 for log2)
 # ----------------------------------------------------------------------------------------------------
-def e8m0_to_float_ref(s: torch.Tensor) -> torch.Tensor:
-    """float8_e8m0fnu (or its uint8 bytes) -> fp32: 2^(byte - 127), byte 255 -> NaN."""
-    b = s.view(torch.uint8).to(torch.float64)
-    v = torch.exp2(b - 127.0)
-    return torch.where(b == 255, torch.full_like(v, float("nan")), v).to(torch.float32)
-
-
 def _pow2_ceil_ref(v: torch.Tensor) -> torch.Tensor:
     """2^ceil(log2 v) for positive normal fp32 v, via fp64 log2 (exact for powers of two)."""
     return torch.exp2(torch.ceil(torch.log2(v.double()))).to(torch.float32)
@@ -364,20 +323,6 @@ def e2m1_round_ref(v: torch.Tensor) -> torch.Tensor:
     parity = (torch.arange(8, device=v.device) % 2).double() * 1e-12
     code = (dist + parity).argmin(-1).to(torch.uint8)
     return code | (torch.signbit(v).to(torch.uint8) << 3)
-
-
-def e2m1_decode_ref(code: torch.Tensor) -> torch.Tensor:
-    grid = torch.tensor(E2M1_VALUES, dtype=torch.float32, device=code.device)
-    c = code.to(torch.int64)
-    mag = grid[c & 7]
-    return torch.where((c & 8) != 0, -mag, mag)
-
-
-def unpack_fp4_ref(packed: torch.Tensor) -> torch.Tensor:
-    """[..., N/2] packed fp4 (float4_e2m1fn_x2 / int8 / uint8) -> fp32 [..., N], low nibble first."""
-    b = packed.view(torch.uint8)
-    codes = torch.stack([b & 0xF, b >> 4], dim=-1).reshape(*b.shape[:-1], 2 * b.shape[-1])
-    return e2m1_decode_ref(codes)
 
 
 def pack_fp4_ref(codes: torch.Tensor) -> torch.Tensor:

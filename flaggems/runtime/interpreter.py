@@ -47,7 +47,7 @@ def enable_interpreter() -> None:
     install_fixup()
 
 
-_KERNEL_PACKAGES = ("flaggems.ops", "flaggems.deepseek")
+_KERNEL_PACKAGES = ("flaggems.ops", "flaggems.deepseek", "flaggems.formats")
 
 
 def install_fixup() -> None:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+from functools import partial
 from typing import Callable, Dict, Optional
 
-from .base import CAPABILITY_FLAGS, Capabilities, Override, VendorPlugin, config_path
+from . import cpu, nvidia, table
+from .base import CAPABILITY_FLAGS, Capabilities, Override, VendorPlugin, config_path, split_triton_target
 
 ENTRY_POINT_GROUP = "flaggems.vendors"
 BUILTINS = ("nvidia", "amd", "cpu")
@@ -28,9 +30,9 @@ DETECTION_ORDER = ("ascend", "cambricon", "mthreads",                 # PrivateU
                    "kunlunxin", "thead", "metax", "iluvatar",         # torch.cuda-compatible: before nvidia
                    "nvidia", "amd", "cpu")
 
-__all__ = ["Capabilities", "Override", "VendorPlugin", "CAPABILITY_FLAGS", "config_path", "builtin",
-           "entry_point_plugins", "available", "select", "detect_builtin", "ENTRY_POINT_GROUP", "VendorSelectionError",
-           "BUILTINS", "SEEDS", "DETECTION_ORDER", "active", "set_active"]
+__all__ = ["Capabilities", "Override", "VendorPlugin", "CAPABILITY_FLAGS", "config_path", "split_triton_target",
+           "builtin", "entry_point_plugins", "available", "select", "detect_builtin", "ENTRY_POINT_GROUP",
+           "VendorSelectionError", "BUILTINS", "SEEDS", "DETECTION_ORDER", "active", "set_active"]
 
 # The one active vendor plugin of the process. Everything that needs it (registry, runtime, kernels, testing)
 # imports this module downward and asks ``active()``; only ``set_active`` changes it.
@@ -65,12 +67,16 @@ class VendorSelectionError(RuntimeError):
     pass
 
 
+# Seeds and amd are rows of one table (vendors/table.py); nvidia and cpu compute part of their data.
+_MAKERS: Dict[str, Callable[[], VendorPlugin]] = {
+    **{name: partial(table.make, name) for name in table.ROWS}, "nvidia": nvidia.make, "cpu": cpu.make}
+
+
 def builtin(name: str) -> VendorPlugin:
     """A plugin shipped with flaggems (one of :data:`DETECTION_ORDER`)."""
     if name not in DETECTION_ORDER:
         raise KeyError(name)
-    mod = importlib.import_module(f"{__name__}.{name}")
-    return mod.make()
+    return _MAKERS[name]()
 
 
 def _as_plugin(obj, origin: str) -> VendorPlugin:

@@ -11,7 +11,8 @@ import importlib.util
 import os
 import re
 import sys
-from typing import Iterable, Optional
+from dataclasses import dataclass
+from typing import Iterable, Optional, Tuple
 
 
 def module_present(name: str) -> bool:
@@ -89,11 +90,13 @@ def privateuse1_extension(module: str, device: str) -> bool:
 
 
 def cuda_compatible(markers: Iterable[str] = (), name_patterns: Iterable[str] = (),
-                    env: Iterable[str] = (), hip: Optional[bool] = False) -> bool:
+                    env: Iterable[str] = (), hip: Optional[bool] = False, parts: Iterable[str] = (),
+                    unless: Iterable[str] = ()) -> bool:
     """A vendor reached through torch.cuda: a device is available and a vendor marker is present
     (a torch attribute / version attribute given in ``markers`` as dotted paths under ``torch``, an environment
-    variable, or a device-name pattern). ``hip``: True = ROCm build required, False = must not be ROCm,
-    None = either."""
+    variable, a device-name pattern, or a part-number pattern on a device name that matches none of ``unless``:
+    part numbers are shared with other makers' products). ``hip``: True = ROCm build required, False = must not
+    be ROCm, None = either. With no marker of any kind, any such device matches (the generic vendors)."""
     if not cuda_available():
         return False
     is_hip = bool(version_string("hip"))
@@ -101,9 +104,45 @@ def cuda_compatible(markers: Iterable[str] = (), name_patterns: Iterable[str] = 
         return False
     if hip is False and is_hip:
         return False
+    markers, env, name_patterns, parts = tuple(markers), tuple(env), tuple(name_patterns), tuple(parts)
+    if not (markers or env or name_patterns or parts):
+        return True
     if any(torch_attr(m) is not None and torch_attr(m) is not False for m in markers):
         return True
     if any(env_set(v) for v in env):
         return True
-    patterns = tuple(name_patterns)
-    return bool(patterns) and name_matches(cuda_device_name(), patterns)
+    name = cuda_device_name() if name_patterns or parts else ""
+    if name_patterns and name_matches(name, name_patterns):
+        return True
+    return bool(parts) and name_matches(name, parts) and not name_matches(name, unless)
+
+
+# Detection rules as data: the vendor table names one per vendor; each is a zero-argument callable.
+
+
+@dataclass(frozen=True)
+class PrivateUse1:
+    """An out-of-tree backend: its torch extension ``module`` is present (and ``torch.<device>`` has a device
+    once imported). See :func:`privateuse1_extension`."""
+
+    module: str
+    device: str
+
+    def __call__(self) -> bool:
+        return privateuse1_extension(self.module, self.device)
+
+
+@dataclass(frozen=True)
+class CudaDevice:
+    """A device reached through ``torch.cuda``; the fields are :func:`cuda_compatible`'s arguments."""
+
+    hip: Optional[bool] = False
+    markers: Tuple[str, ...] = ()
+    env: Tuple[str, ...] = ()
+    names: Tuple[str, ...] = ()
+    parts: Tuple[str, ...] = ()
+    unless: Tuple[str, ...] = ()
+
+    def __call__(self) -> bool:
+        return cuda_compatible(markers=self.markers, name_patterns=self.names, env=self.env, hip=self.hip,
+                               parts=self.parts, unless=self.unless)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Tuple, Union
 
 CAPABILITY_FLAGS = ("fp64", "bf16", "fp16", "fp8", "fp4", "int64", "dot_scaled")
 
@@ -69,6 +70,10 @@ class VendorPlugin:
     # torch extension modules the vendor's device needs (``torch_npu``, ``torch_mlu``, ``torch_musa``): imported
     # by ``flaggems.vendors.select`` once this plugin is chosen (never by ``detect``); a failed import is an error.
     extension_modules: tuple = ()
+    # The Triton compile target the vendor's kernels are built for, "backend:arch" ("cuda:90", "hip:gfx942",
+    # "npu:Ascend910B4"): what an ahead-of-time compile for this vendor asks its Triton for. None: no target
+    # this project can name (the interpreter, or a Triton backend that is neither a CUDA nor a HIP fork).
+    triton_target: Optional[str] = None
 
     def __post_init__(self):
         if not _is_dispatch_key(self.dispatch_key):
@@ -79,6 +84,11 @@ class VendorPlugin:
                 raise ValueError(f"vendor {self.name!r}: unknown implementation kind {kind!r} in prefer")
         if not isinstance(self.capabilities, Capabilities):
             raise TypeError(f"vendor {self.name!r}: capabilities must be a Capabilities instance")
+        if self.triton_target is not None:
+            try:
+                split_triton_target(self.triton_target)
+            except ValueError as e:
+                raise ValueError(f"vendor {self.name!r}: {e}") from None
 
     def configs(self) -> Mapping[str, list]:
         """Tuned configs for this vendor (empty when it ships none)."""
@@ -95,6 +105,7 @@ class VendorPlugin:
             "deny": sorted(self.deny),
             "overrides": sorted(o.op for o in self.overrides),
             "triton_distribution": self.triton_distribution,
+            "triton_target": self.triton_target,
             "extension_modules": list(self.extension_modules),
             "tuned_configs": self.tuned_configs,
             "hardware_verified": self.hardware_verified,
@@ -104,6 +115,27 @@ class VendorPlugin:
         caps = ",".join(k for k, v in self.capabilities.as_dict().items() if v)
         return (f"VendorPlugin(name={self.name!r}, device_type={self.device_type!r}, "
                 f"dispatch_key={self.dispatch_key!r}, capabilities=[{caps}], interpret={self.interpret})")
+
+
+# backend -> the arch spelling Triton's GPUTarget takes for it (cuda: compute capability as an integer, 90 for
+# sm_90; hip: the gfx name); other backends name their arch as their own Triton does ("Ascend910B4").
+_TARGET = re.compile(r"(?P<backend>[a-z][a-z0-9_]*):(?P<arch>[A-Za-z0-9_.]+)")
+_ARCH = {"cuda": re.compile(r"[1-9][0-9]+"), "hip": re.compile(r"gfx[0-9a-f]+")}
+
+
+def split_triton_target(target: str) -> Tuple[str, Union[int, str]]:
+    """``"cuda:90"`` -> ``("cuda", 90)``, ``"hip:gfx942"`` -> ``("hip", "gfx942")``: the backend and arch of
+    Triton's ``GPUTarget``. A malformed target raises ValueError."""
+    m = _TARGET.fullmatch(target) if isinstance(target, str) else None
+    if m is None:
+        raise ValueError(f"triton_target {target!r} is not 'backend:arch' (e.g. 'cuda:90', 'hip:gfx942', "
+                         f"'npu:Ascend910B4')")
+    backend, arch = m.group("backend"), m.group("arch")
+    rule = _ARCH.get(backend)
+    if rule is not None and not rule.fullmatch(arch):
+        raise ValueError(f"triton_target {target!r}: a {backend} arch is written like "
+                         f"{'90 (sm_90)' if backend == 'cuda' else 'gfx942'}")
+    return backend, int(arch) if backend == "cuda" else arch
 
 
 def _is_dispatch_key(key) -> bool:

@@ -9,9 +9,10 @@ import torch
 
 import flaggems
 import flaggems.compat.deepseek_v4 as dsv4
-import flaggems.deepseek.fp4_gemm as G4
-import flaggems.deepseek.fp8_gemm as G8
+import flaggems.ops.gemm.fp4_gemm as G4
+import flaggems.ops.gemm.fp8_gemm as G8
 import flaggems.deepseek.quant as Q
+from flaggems.formats import e8m0_to_float_ref, unpack_fp4_ref
 
 E4M3 = torch.float8_e4m3fn
 E8M0 = torch.float8_e8m0fnu
@@ -71,7 +72,7 @@ def test_fp4_act_quant_out_of_place_and_in_place():
     assert q.dtype == FP4 and q.shape == (3, 64) and s.dtype == E8M0 and s.shape == (3, 4)
     xi = x.clone()
     assert dsv4.fp4_act_quant(xi, 32, True) is xi
-    deq = (Q.unpack_fp4_ref(q).view(3, 4, 32) * Q.e8m0_to_float_ref(s)[..., None]).view(3, 128)
+    deq = (unpack_fp4_ref(q).view(3, 4, 32) * e8m0_to_float_ref(s)[..., None]).view(3, 128)
     assert torch.equal(xi, deq.to(torch.bfloat16))
 
 
@@ -98,7 +99,7 @@ def test_fp8_linear_like_model(default):
     ref = G8.fp8_gemm_ref_f64(xq, s, w, w_s)
     assert torch.allclose(y.double(), ref, rtol=2 ** -7, atol=1e-6 * ref.abs().max().item())
     # and the quantised linear is close to the bf16 one (quantisation error ~ 2^-4 per element)
-    w_deq = w.float() * Q.e8m0_to_float_ref(w_s).repeat_interleave(128, 0).repeat_interleave(128, 1)[:160]
+    w_deq = w.float() * e8m0_to_float_ref(w_s).repeat_interleave(128, 0).repeat_interleave(128, 1)[:160]
     dense = x.float() @ w_deq.t()
     assert ((y.float() - dense).norm() / dense.norm()).item() < 0.05
 

@@ -33,3 +33,24 @@ def isa(request):
     assert C.isa() == request.param
     yield request.param
     C.set_isa_cap(-1)
+
+
+@pytest.fixture(params=["emulated", "avx512bf16"])
+def bf16_dot(request):
+    """The bf16 dot-product kernels (csrc/sparse_attn_bf16_body.h, gemm_bf16_body.h): on AVX512_BF16 hardware,
+    and their AVX2 emulation of vdpbf16ps (same algorithm, so its layouts are tested on every AVX2 machine)."""
+    from flaggems.cpp import lib
+
+    C = lib()
+    C.set_bf16_dot(-1)
+    if request.param == "avx512bf16":
+        if C.bf16_dot() != "avx512bf16":
+            pytest.skip("CPU lacks AVX512_BF16")
+        C.set_bf16_dot(1)
+    else:
+        if C.isa() == "generic":
+            pytest.skip("CPU lacks avx2")
+        C.set_bf16_dot(2)
+    assert C.bf16_dot() == request.param
+    yield request.param
+    C.set_bf16_dot(-1)

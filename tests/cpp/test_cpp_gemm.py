@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from flaggems.cpp import fp4_gemm_cpp, fp8_gemm_cpp
-from flaggems.deepseek.fp4_gemm import fp4_gemm_ref
-from flaggems.deepseek.fp8_gemm import fp8_gemm_ref
+from flaggems.ops.gemm.fp4_gemm import fp4_gemm_ref
+from flaggems.ops.gemm.fp8_gemm import fp8_gemm_ref
 from flaggems.testing import assert_close
 
 from .conftest import KINDS, run_op
@@ -111,3 +111,143 @@ def test_gemm_decode_shape_threads():
 def test_gemm_empty():
     a, a_s, b, b_s = make_fp8(0, 128, 128)
     assert fp8_gemm_cpp(a, a_s, b, b_s).shape == (0, 128)
+
+
+# The decode kernel (csrc/gemm_decode_body.h, M <= 8 on AVX2 / AVX-512) and the panel kernel (M > 8): every
+# row count of a decode batch, N not a multiple of the 4-row blocks / 8-row thread units / 128-row scale
+# groups, K not a multiple of the 32 / 64 / 128 steps (the zero-padded tail step).
+@pytest.mark.parametrize("M", list(range(1, 17)))
+@pytest.mark.parametrize("N,K", [(37, 130), (131, 64), (9, 322)])
+def test_fp8_gemm_decode_rows(isa, M, N, K):
+    for e8m0 in (True, False):
+        a, a_s, b, b_s = make_fp8(M, N, K, e8m0, seed=M)
+        check(fp8_gemm_cpp(a, a_s, b, b_s, torch.float32), fp8_gemm_ref(a, a_s, b, b_s, torch.float32), K)
+
+
+@pytest.mark.parametrize("M", list(range(1, 17)))
+@pytest.mark.parametrize("N,K", [(37, 130), (131, 64), (9, 322), (6, 2)])
+def test_fp4_gemm_decode_rows(isa, M, N, K):
+    for e8m0 in (True, False):
+        a, a_s, b, b_s = make_fp4(M, N, K, e8m0, seed=M)
+        check(fp4_gemm_cpp(a, a_s, b, b_s, torch.float32), fp4_gemm_ref(a, a_s, b, b_s, torch.float32), K)
+
+
+@pytest.mark.parametrize("M", [1, 3, 8, 12])
+def test_gemm_nan_inputs(isa, M):
+    # e4m3 NaN bytes (0x7f, 0xff) in the weight make their whole output column NaN, in A their row; e2m1 has no
+    # NaN; an E8M0 NaN weight scale poisons its column. Everything else stays finite.
+    a, a_s, b, b_s = make_fp8(M, 70, 300, seed=5)
+    b.view(torch.uint8)[3, 299] = 0x7F     # in the zero-padded tail step
+    b.view(torch.uint8)[64, 5] = 0xFF
+    out = fp8_gemm_cpp(a, a_s, b, b_s, torch.float32)
+    nan_cols = torch.zeros(70, dtype=torch.bool)
+    nan_cols[[3, 64]] = True
+    assert torch.isnan(out[:, nan_cols]).all() and not torch.isnan(out[:, ~nan_cols]).any()
+    ref = fp8_gemm_ref(a, a_s, b, b_s, torch.float32)
+    assert torch.isnan(ref[:, nan_cols]).all()
+    check(out[:, ~nan_cols], ref[:, ~nan_cols], 300)
+    a.view(torch.uint8)[M - 1, 7] = 0x7F
+    out = fp8_gemm_cpp(a, a_s, b, b_s, torch.float32)
+    assert torch.isnan(out[M - 1]).all() and not torch.isnan(out[: M - 1, ~nan_cols]).any()
+    a, a_s, b, b_s = make_fp4(M, 40, 200, seed=6)
+    b_s.view(torch.uint8)[17, 6] = 255      # the last, partial 32-block
+    a.view(torch.uint8)[0, 150] = 0xFF
+    out = fp4_gemm_cpp(a, a_s, b, b_s, torch.float32)
+    assert torch.isnan(out[:, 17]).all() and torch.isnan(out[0]).all()
+    rest = out[1:, torch.arange(40) != 17]
+    assert not torch.isnan(rest).any()
+
+
+@pytest.mark.parametrize("fp4", [False, True])
+def test_gemm_decode_threads(fp4):
+    # the decode kernel splits N over threads in 8-row units (fp8: across 128-row scale groups): one thread and
+    # many give the same bits
+    make = make_fp4 if fp4 else make_fp8
+    fn = fp4_gemm_cpp if fp4 else fp8_gemm_cpp
+    a, a_s, b, b_s = make(3, 1000, 512, seed=7)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fn(a, a_s, b, b_s, torch.float32)
+        torch.set_num_threads(max(3, n))
+        many = fn(a, a_s, b, b_s, torch.float32)
+    finally:
+        torch.set_num_threads(n)
+    assert torch.equal(one, many)
+
+
+def test_gemm_k_zero():
+    for M in (1, 12):
+        a = torch.zeros(M, 0, dtype=torch.float8_e4m3fn)
+        a_s = torch.zeros(M, 0)
+        out = fp8_gemm_cpp(a, a_s, torch.zeros(5, 0, dtype=torch.float8_e4m3fn), torch.zeros(1, 0), torch.float32)
+        assert out.shape == (M, 5) and (out == 0).all()
+        out = fp4_gemm_cpp(a, a_s, torch.zeros(5, 0, dtype=torch.uint8), torch.zeros(5, 0, dtype=E8), torch.bfloat16)
+        assert out.shape == (M, 5) and (out == 0).all()
+
+
+# fp4 with bf16 dot products (csrc/gemm_bf16_body.h): e2m1 and a * a_s (E8M0) are exact bf16, so only the fp32
+# summation order changes -> the fp32 tolerance of `check` still holds.
+@pytest.mark.parametrize("M", list(range(1, 10)))
+@pytest.mark.parametrize("N,K", [(37, 130), (131, 64), (9, 322), (6, 2), (20, 1024)])
+def test_fp4_gemm_bf16_dot(bf16_dot, M, N, K):
+    from flaggems.cpp import lib
+
+    assert lib().lowp_path(True, M, 1, 1) == ("decode-bf16" if M <= 8 else "panel")
+    a, a_s, b, b_s = make_fp4(M, N, K, True, seed=M)
+    check(fp4_gemm_cpp(a, a_s, b, b_s, torch.float32), fp4_gemm_ref(a, a_s, b, b_s, torch.float32), K)
+    # fp32 activation scales keep the fp32 kernel (a * a_s is not a bf16 in general)
+    assert lib().lowp_path(True, M, 0, 1) == ("decode" if M <= 8 else "panel")
+    a, a_s, b, b_s = make_fp4(M, N, K, False, seed=M)
+    check(fp4_gemm_cpp(a, a_s, b, b_s, torch.float32), fp4_gemm_ref(a, a_s, b, b_s, torch.float32), K)
+
+
+def test_fp4_gemm_bf16_dot_denormal_and_nan(bf16_dot):
+    # a * a_s below the smallest normal float: vdpbf16ps would flush it to zero, so the call must fall back to
+    # the fp32 kernel. Made significant by the largest weight scale on that block: a lost term shows.
+    a, a_s, b, b_s = make_fp4(2, 24, 256, True, seed=8)
+    a_s.view(torch.uint8)[:, 1] = 1                 # 2^-126
+    a[:, 128:].fill_(0.5)                            # a * a_s = 2^-127
+    a[:, :128].fill_(0.0)                            # the output is that block alone: a flushed term shows
+    b_s.view(torch.uint8)[:, 4:8] = 254             # 2^127 on the same 128 columns of K
+    out = fp4_gemm_cpp(a, a_s, b, b_s, torch.float32)
+    ref = fp4_gemm_ref(a, a_s, b, b_s, torch.float32)
+    check(out, ref, 256)
+    a_s.view(torch.uint8)[1, 1] = 255               # NaN activation scale: row 1 NaN, row 0 finite
+    out = fp4_gemm_cpp(a, a_s, b, b_s, torch.float32)
+    assert torch.isnan(out[1]).all() and not torch.isnan(out[0]).any()
+
+
+# fp8 with bf16 dot products: e4m3 and a * a_s * b_s (E8M0 both) are exact bf16 -> the fp32 tolerance holds
+@pytest.mark.parametrize("M", list(range(1, 10)))
+@pytest.mark.parametrize("N,K", [(37, 130), (131, 64), (9, 322), (300, 1024)])
+def test_fp8_gemm_bf16_dot(bf16_dot, M, N, K):
+    from flaggems.cpp import lib
+
+    assert lib().lowp_path(False, M, 1, 1) == ("decode-bf16" if M <= 8 else "panel")
+    a, a_s, b, b_s = make_fp8(M, N, K, True, seed=M)
+    check(fp8_gemm_cpp(a, a_s, b, b_s, torch.float32), fp8_gemm_ref(a, a_s, b, b_s, torch.float32), K)
+    assert lib().lowp_path(False, M, 1, 0) == ("decode" if M <= 8 else "panel")   # fp32 scales: fp32 kernel
+    a, a_s, b, b_s = make_fp8(M, N, K, False, seed=M)
+    check(fp8_gemm_cpp(a, a_s, b, b_s, torch.float32), fp8_gemm_ref(a, a_s, b, b_s, torch.float32), K)
+
+
+def test_fp8_gemm_bf16_dot_nan_and_denormal(bf16_dot):
+    # NaN weight bytes decode to bf16 NaN (no scan on this path): their columns, and only those, are NaN
+    a, a_s, b, b_s = make_fp8(3, 140, 300, True, seed=9)
+    b.view(torch.uint8)[5, 7] = 0x7F
+    b.view(torch.uint8)[139, 299] = 0xFF
+    out = fp8_gemm_cpp(a, a_s, b, b_s, torch.float32)
+    nan_cols = torch.zeros(140, dtype=torch.bool)
+    nan_cols[[5, 139]] = True
+    assert torch.isnan(out[:, nan_cols]).all() and not torch.isnan(out[:, ~nan_cols]).any()
+    check(out[:, ~nan_cols], fp8_gemm_ref(a, a_s, b, b_s, torch.float32)[:, ~nan_cols], 300)
+    # a * a_s * b_s below the smallest normal float everywhere (vdpbf16ps would flush all of it): the groups
+    # fall back to the fp32 tiles and the (tiny) result is still right
+    a, a_s, b, b_s = make_fp8(2, 130, 256, True, seed=10)
+    a_s.view(torch.uint8).fill_(1)                  # 2^-126
+    b_s.view(torch.uint8).fill_(126)                # 2^-1
+    out = fp8_gemm_cpp(a, a_s, b, b_s, torch.float32)
+    ref = fp8_gemm_ref(a, a_s, b, b_s, torch.float32)
+    assert ref.abs().max() > 0
+    check(out, ref, 256)

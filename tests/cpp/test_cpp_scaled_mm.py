@@ -1,10 +1,11 @@
 """aten::_scaled_mm, cpp kind (csrc/scaled_mm.cpp): blockwise 1x128 / 128x128 and MXFP8 / MXFP4 recipes against
-the fp64 references of flaggems/ops/scaled_mm.py and against the Triton implementation; every SIMD path."""
+the fp64 references of flaggems/ops/gemm/scaled.py and against the Triton implementation; every SIMD path."""
 import pytest
 import torch
 
 import flaggems
-from flaggems.ops import scaled_mm as S
+from flaggems.formats import swizzle_scales
+from flaggems.ops.gemm import scaled as S
 from flaggems.testing import assert_close, run_gems
 
 E4M3, E8M0, FP4 = torch.float8_e4m3fn, torch.float8_e8m0fnu, torch.float4_e2m1fn_x2
@@ -60,7 +61,7 @@ def _mx_inputs(M, N, K, fp4, g):
         b = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, generator=g).view(FP4).t()
     else:
         a, b = _fp8((M, K), g), _fp8((N, K), g).t()
-    sa, sb = S.swizzle_scales(_e8m0((M, kg), g)), S.swizzle_scales(_e8m0((N, kg), g))
+    sa, sb = swizzle_scales(_e8m0((M, kg), g)), swizzle_scales(_e8m0((N, kg), g))
     return a, b, sa, sb
 
 

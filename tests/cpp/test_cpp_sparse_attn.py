@@ -61,3 +61,19 @@ def test_sparse_attn_all_invalid_and_empty():
     idx.fill_(-1)
     assert torch.all(sparse_attn_cpp(q, kv, sink, idx, 0.1) == 0)
     assert sparse_attn_cpp(q[:, :0], kv, sink, idx[:, :0], 0.1).shape == (1, 0, 4, 64)
+
+
+# bf16 q . kv products are exact in fp32 and P is rounded to bf16 for P . V (as in DeepSeek's TileLang kernel):
+# the result must stay within the same bf16 output tolerance as the fp32 kernel, against the fp64 reference.
+@pytest.mark.parametrize("shape", [(1, 1, 4, 64, 50, 20), (2, 3, 5, 72, 40, 70), (1, 2, 16, 512, 300, 130),
+                                   (3, 1, 3, 100, 70, 65), (1, 1, 64, 512, 700, 640), (2, 1, 1, 34, 9, 1)])
+def test_sparse_attn_bf16_dot(bf16_dot, shape):
+    for seed, p_invalid in ((0, 0.3), (1, 0.0)):
+        q, kv, sink, idx = make(*shape, torch.bfloat16, seed=seed, p_invalid=p_invalid)
+        out = sparse_attn_cpp(q, kv, sink, idx, shape[3] ** -0.5)
+        assert_close(out, sparse_attn_ref(q, kv, sink, idx, shape[3] ** -0.5), torch.bfloat16)
+        assert torch.all(out[0, 0] == 0)
+
+
+def test_sparse_attn_bf16_dot_strided_and_sink_extremes(bf16_dot):
+    test_sparse_attn_strided_and_sink_extremes()

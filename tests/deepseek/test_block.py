@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 import flaggems
 import flaggems.compat.deepseek_v4 as dsv4
-import flaggems.deepseek.fp4_gemm as G4
-import flaggems.deepseek.fp8_gemm as G8
+import flaggems.ops.gemm.fp4_gemm as G4
+import flaggems.ops.gemm.fp8_gemm as G8
 import flaggems.deepseek.hadamard as HAD
 import flaggems.deepseek.moe_gate as GATE
 import flaggems.deepseek.quant as Q

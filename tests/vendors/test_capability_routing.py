@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import flaggems
-import flaggems.deepseek.fp8_gemm as G8
+import flaggems.ops.gemm.fp8_gemm as G8
 from flaggems import registry, vendors
 from flaggems.testing import assert_close
 from flaggems.runtime import interpreting

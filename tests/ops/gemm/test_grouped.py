@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import flaggems
-from flaggems.ops import grouped_mm as G  # noqa: F401  (declares the op)
+from flaggems.ops.gemm import grouped as G  # noqa: F401  (declares the op)
 from flaggems.testing import assert_close, run_gems
 from flaggems.testing.strategies import make_tensor
 

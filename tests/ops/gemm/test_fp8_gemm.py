@@ -1,4 +1,4 @@
-"""fp8_gemm (flaggems.deepseek.fp8_gemm): the three kernel paths vs the fp64 block-scaled reference.
+"""fp8_gemm (flaggems.ops.gemm.fp8_gemm): the three kernel paths vs the fp64 block-scaled reference.
 
 Tolerance: the products of e4m3 values (and power-of-two or fp32 scales) are exact in fp32, so the only
 error is fp32 accumulation: |C - ref| <= K * 2^-24 * sum|terms| (the recursive-summation bound, with
@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import flaggems
-import flaggems.deepseek.fp8_gemm as G8
-import flaggems.deepseek.quant as Q
+import flaggems.ops.gemm.fp8_gemm as G8
 from flaggems.testing import poison
 
 E4M3 = torch.float8_e4m3fn
@@ -19,6 +18,13 @@ E8M0 = torch.float8_e8m0fnu
 PATHS = ["dot_scaled", "fp8", "dequant"]
 FLAGS = {"dot_scaled": dict(use_dot_scaled=True, use_fp8=True), "fp8": dict(use_dot_scaled=False, use_fp8=True),
          "dequant": dict(use_dot_scaled=False, use_fp8=False)}
+
+
+@pytest.fixture(autouse=True)
+def _triton():
+    """These tests exercise the Triton implementation (tests/cpp runs the C++ one against the same references)."""
+    with flaggems.prefer_impl("triton"):
+        yield
 
 
 def _fp8(shape, g, scale=64.0):

@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 import flaggems
 from flaggems import registry
-from flaggems.ops import scaled_mm as S
+from flaggems.formats import swizzle_scales, unpack_fp4_ref, unswizzle
+from flaggems.ops.gemm import scaled as S
+from flaggems.ops.gemm.plan import launch
 from flaggems.testing import assert_close, run_gems
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
@@ -150,9 +152,9 @@ def test_blockwise_bias_bf16_and_unit_scales_equal_plain_matmul():
 
 def test_swizzle_layout_roundtrip():
     s = _e8m0((130, 7))
-    flat = S.swizzle_scales(s)
+    flat = swizzle_scales(s)
     assert flat.numel() == 256 * 8
-    assert torch.equal(S.unswizzle(flat, 130, 7).view(torch.uint8), s.view(torch.uint8))
+    assert torch.equal(unswizzle(flat, 130, 7).view(torch.uint8), s.view(torch.uint8))
     # spot-check cuBLAS's formula: (r, c) = (37, 5) -> tile (0, 1), outer 37, inner 1
     assert flat.view(torch.uint8)[512 + (37 % 32) * 16 + (37 // 32) * 4 + 1] == s.view(torch.uint8)[37, 5]
 
@@ -168,7 +170,7 @@ def test_mx(fmt, api):
     sa, sb = _e8m0((M, K // 32)), _e8m0((N, K // 32))
     swz = api != "v2-plain"
     if swz:
-        sa, sb = S.swizzle_scales(sa), S.swizzle_scales(sb)
+        sa, sb = swizzle_scales(sa), swizzle_scales(sb)
     if api == "v1":
         got, _ = run_gems(torch._scaled_mm, a, b, sa, sb, out_dtype=torch.bfloat16, served=["_scaled_mm"])
     else:
@@ -181,16 +183,16 @@ def test_mx(fmt, api):
 def test_mxfp4_reference_decodes_like_torch_packing():
     # element 2j in the low nibble (torch's pack_uint4); codes 0x21 -> [0.5, 1.0]; 0x9F -> [-6.0, -0.5]
     x = torch.tensor([[0x21, 0x9F]], dtype=torch.uint8).view(FP4)
-    assert S.unpack_fp4(x).tolist() == [[0.5, 1.0, -6.0, -0.5]]
+    assert unpack_fp4_ref(x).tolist() == [[0.5, 1.0, -6.0, -0.5]]
 
 
 def test_mxfp4_dot_scaled_path():
     """The tl.dot_scaled path (used on devices with block-scaled MMA) against the same reference."""
     M, K, N = 32, 128, 32
     a, b = _fp4((M, K // 2)), _fp4((N, K // 2)).t()
-    sa, sb = S.swizzle_scales(_e8m0((M, K // 32))), S.swizzle_scales(_e8m0((N, K // 32)))
+    sa, sb = swizzle_scales(_e8m0((M, K // 32))), swizzle_scales(_e8m0((N, K // 32)))
     out = torch.empty(M, N, dtype=torch.float32)
-    S.launch(a.unsqueeze(0), b.unsqueeze(0), out.unsqueeze(0), S.plan_v1(a, b, sa, sb), dot_scaled=True)
+    launch(S.plan_v1(a, b, sa, sb)._replace(dot_scaled=True), a.unsqueeze(0), b.unsqueeze(0), out.unsqueeze(0))
     _close(out, S.scaled_mm_ref(a, b, sa, sb, S.BLOCK_1x32, S.BLOCK_1x32, swizzle_a=True, swizzle_b=True), K)
 
 
@@ -198,8 +200,8 @@ def test_mxfp4_dot_scaled_path():
 def test_nvfp4(global_scale):
     M, K, N = 36, 96, 20
     a, b = _fp4((M, K // 2)), _fp4((N, K // 2)).t()
-    sa = S.swizzle_scales(_pos((M, K // 16)).to(E4M3))
-    sb = S.swizzle_scales(_pos((N, K // 16)).to(E4M3))
+    sa = swizzle_scales(_pos((M, K // 16)).to(E4M3))
+    sb = swizzle_scales(_pos((N, K // 16)).to(E4M3))
     if not global_scale:
         got, _ = run_gems(torch._scaled_mm, a, b, sa, sb, out_dtype=torch.float32, served=["_scaled_mm"])
         ga = gb = None
@@ -271,8 +273,8 @@ def test_mx_hypothesis(m, n, kg, fp4, lo, span):
         a, b = _fp4((m, K // 2), gen), _fp4((n, K // 2), gen).t()
     else:
         a, b = _fp8((m, K), gen=gen), _fp8((n, K), gen=gen).t()
-    sa = S.swizzle_scales(_e8m0((m, kg), gen, lo, lo + span))
-    sb = S.swizzle_scales(_e8m0((n, kg), gen, 254 - lo - span, 254 - lo))
+    sa = swizzle_scales(_e8m0((m, kg), gen, lo, lo + span))
+    sb = swizzle_scales(_e8m0((n, kg), gen, 254 - lo - span, 254 - lo))
     got, _ = run_gems(torch._scaled_mm, a, b, sa, sb, out_dtype=torch.float32, served=["_scaled_mm"])
     _close(got, S.scaled_mm_ref(a, b, sa, sb, S.BLOCK_1x32, S.BLOCK_1x32, swizzle_a=True, swizzle_b=True), K)
 

@@ -1,4 +1,4 @@
-"""fp4_gemm (flaggems.deepseek.fp4_gemm): the three kernel paths vs the fp64 per-32-block reference.
+"""fp4_gemm (flaggems.ops.gemm.fp4_gemm): the three kernel paths vs the fp64 per-32-block reference.
 
 Tolerance: e4m3 x e2m1 products (times power-of-two weight scales) are exact in fp32, so the error is fp32
 accumulation: |C - ref| <= K * 2^-24 * sum|terms| (sum|terms| = the same GEMM on absolute values), plus the
@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import flaggems
-import flaggems.deepseek.fp4_gemm as G4
-import flaggems.deepseek.quant as Q
+import flaggems.ops.gemm.fp4_gemm as G4
 from flaggems.testing import poison
 
 E4M3 = torch.float8_e4m3fn
@@ -20,6 +19,13 @@ FP4 = torch.float4_e2m1fn_x2
 PATHS = ["dot_scaled", "fp8", "dequant"]
 FLAGS = {"dot_scaled": dict(use_dot_scaled=True, use_fp8=True), "fp8": dict(use_dot_scaled=False, use_fp8=True),
          "dequant": dict(use_dot_scaled=False, use_fp8=False)}
+
+
+@pytest.fixture(autouse=True)
+def _triton():
+    """These tests exercise the Triton implementation (tests/cpp runs the C++ one against the same references)."""
+    with flaggems.prefer_impl("triton"):
+        yield
 
 
 def _fp8(shape, g, scale=64.0):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import flaggems
-from flaggems.ops import grouped_mm as _gmm  # noqa: F401  (declares aten::_grouped_mm)
+from flaggems.ops.gemm import grouped as _gmm  # noqa: F401  (declares aten::_grouped_mm)
 from flaggems.testing import assert_close
 
 transformers = pytest.importorskip("transformers")
