@@ -10,7 +10,8 @@ fp32 alone (exp2(y * log2|x|), the old formula) lost up to ~70 ulp at y = 100.
   log2(m) = 2 atanh(s) / ln2 = C1 s + C3 s^3 + s^5 (C5 + C7 s^2 + ... + C13 s^8), s = (m - 1) / (m + 1),
   |s| <= 0.1716; s, s^2, the C1 and C3 terms in float-float, the rest (< 2**-13 of the total) in fp32.
 - 2^Y: n = round(Y), r = (Yh - n) + Yl in [-1/2, 1/2]; 2^r = 1 + z + z^2(1/2 + ... + z^5/6!), z = r ln2 in
-  float-float (degree 7, truncation < 2**-27; 1 + zh exact as a float-float sum, so one final rounding); times 2^n in two exact power-of-two steps (over/underflow to inf/0 as in C).
+  float-float (degree 7, truncation < 2**-27; 1 + zh exact as a float-float sum, so one final rounding);
+  times 2^n in two exact power-of-two steps (over/underflow to inf/0 as in C); |Y| > 400 is clamped first.
 - C pow's special cases (y == 0 or x == 1 give 1; NaN propagates; +-0 and +-inf bases; y = +-inf; a negative
   base with a non-integer y is NaN; odd integer y keeps the base's sign, -0 included).
 
