@@ -27,6 +27,7 @@ void register_attn(py::module_& m);
 void register_moe(py::module_& m);
 void register_misc(py::module_& m);
 void register_grouped(py::module_& m);
+void register_convert(py::module_& m);
 }  // namespace fg
 
 PYBIND11_MODULE(_C, m) {
@@ -49,4 +50,5 @@ PYBIND11_MODULE(_C, m) {
   fg::register_moe(m);
   fg::register_misc(m);
   fg::register_grouped(m);
+  fg::register_convert(m);
 }

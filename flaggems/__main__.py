@@ -1,4 +1,4 @@
-"""Command line: ``python -m flaggems info`` (more subcommands: coverage, demo, ops, validate, aot — see README)."""
+"""Command line: ``python -m flaggems info`` (more subcommands: coverage, demo, ops, validate, aot, convert — see README)."""
 from __future__ import annotations
 
 import argparse
@@ -81,7 +81,8 @@ def _coverage(args) -> int:
 
     res = coverage.run(model=None if args.config else args.model, config=args.config, dtype=args.dtype,
                        experts=args.experts, prompt_len=args.prompt_len, steps=args.steps, seed=args.seed,
-                       progress=not args.no_progress, exclude=args.exclude.split(",") if args.exclude else None)
+                       progress=not args.no_progress, exclude=args.exclude.split(",") if args.exclude else None,
+                       device=args.device)
     print(res.report.to_markdown())
     print()
     fb = res.report.fallbacks()
@@ -90,11 +91,24 @@ def _coverage(args) -> int:
           + "".join(f"\n  {op}: " + ", ".join(f"{k} ({n})" for k, n in r.items()) for op, r in fb.items()))
     print(f"parity vs native    : max |dlogit| {res.max_abs_logit_err:.3g} (rel {res.max_rel_logit_err:.3g}), "
           f"greedy tokens {'identical' if res.tokens_match else 'DIFFER'}")
-    print(f"time                : native {res.native_s:.1f}s, flaggems {res.flaggems_s:.1f}s ({res.vendor} vendor)")
+    print(_syncs_line(res))
+    print(f"time                : native {res.native_s:.1f}s (cpu), flaggems {res.flaggems_s:.1f}s "
+          f"({res.vendor} vendor, device {res.device})")
     if args.output:
         j, m = coverage.write(res, args.output)
         print(f"wrote {j} and {m}")
     return 0
+
+
+def _syncs_line(res) -> str:
+    """Device->host reads flaggems' own code issued: per decode step (what serving pays per token)."""
+    steps = res.syncs_per_decode_step
+    per_step = f"{min(steps)}-{max(steps)}" if steps and min(steps) != max(steps) else (str(steps[0]) if steps else "-")
+    line = f"host syncs (flaggems): prefill {res.syncs_prefill}, per decode step {per_step}"
+    if res.syncs is not None and res.syncs.flaggems():
+        top = list(res.syncs.by_site("flaggems").items())[:3]
+        line += "; top sites: " + ", ".join(f"{site} ({n})" for site, n in top)
+    return line
 
 
 def _demo(args) -> int:
@@ -109,9 +123,10 @@ def _demo(args) -> int:
           f"running an unmodified transformers DeepseekV4ForCausalLM (tiny random config: sliding/CSA/HCA "
           f"attention, hash + top-k MoE, hc_mult 4), prefill {args.prompt_len} tokens + {args.steps} greedy steps")
     res = coverage.run(model="deepseek-v4-tiny", dtype=args.dtype, prompt_len=args.prompt_len, steps=args.steps,
-                       progress=not args.no_progress)
-    print(f"vendor              : {res.vendor}")
+                       experts=args.experts, progress=not args.no_progress, device=args.device)
+    print(f"vendor              : {res.vendor} (flaggems run on {res.device}, native reference on cpu)")
     print(f"coverage            : {res.coverage:.1%} of compute op calls served by flaggems")
+    print(_syncs_line(res))
     print(f"max logit error     : {res.max_abs_logit_err:.3g} abs, {res.max_rel_logit_err:.3g} relative to max |logit|")
     print(f"greedy tokens match : {res.tokens_match}")
     print(f"time                : native {res.native_s:.1f}s, flaggems {res.flaggems_s:.1f}s, "
@@ -119,10 +134,32 @@ def _demo(args) -> int:
     return 0 if res.tokens_match else 1
 
 
+def _convert(args) -> int:
+    import flaggems
+    from flaggems.compat import checkpoint
+
+    to = None if args.to == "none" else args.to
+    v = flaggems.vendor()
+    print(f"vendor {v.name}: fp8={v.capabilities.fp8}, fp4={v.capabilities.fp4}; converting to "
+          f"{to or 'nothing'}" + ("" if args.to != "auto" else " (chosen for the vendor)"))
+    try:
+        rep = checkpoint.convert_checkpoint(args.src, args.dst, to=to, on_inexact=args.on_inexact,
+                                            log=None if args.quiet else print)
+    except checkpoint.InexactConversion as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(rep.summary())
+    return 0
+
+
 def _validate(args) -> int:
     from flaggems.testing import validate
 
     return validate.main(args)
+
+
+_DEVICE_HELP = ("device of the flaggems run (default: the vendor's device type); the native reference runs on cpu. "
+                "'fgsim' is the simulated device: FLAGGEMS_VENDOR=sim python -m flaggems ... --device fgsim")
 
 
 def main(argv=None) -> int:
@@ -144,18 +181,31 @@ def main(argv=None) -> int:
     p_cov.add_argument("--exclude", default="", help="comma-separated ATen names to leave native")
     p_cov.add_argument("--output", default=None, help="directory for the JSON and markdown reports")
     p_cov.add_argument("--no-progress", action="store_true")
+    p_cov.add_argument("--device", default=None, help=_DEVICE_HELP)
     p_cov.set_defaults(func=_coverage)
     p_demo = sub.add_parser("demo", help="the main job: tiny DeepSeek-V4 through flaggems vs native")
     p_demo.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     p_demo.add_argument("--prompt-len", type=int, default=20)
     p_demo.add_argument("--steps", type=int, default=8)
+    p_demo.add_argument("--experts", default=None, help="experts implementation (eager, grouped_mm, batched_mm)")
     p_demo.add_argument("--no-progress", action="store_true")
+    p_demo.add_argument("--device", default=None, help=_DEVICE_HELP)
     p_demo.set_defaults(func=_demo)
     p_ops = sub.add_parser("ops", help="markdown table of every op flaggems implements")
     p_ops.add_argument("--where", action="store_true",
                        help="per op: module:function of each implementation, its reference, test file, benchmark")
     p_ops.add_argument("op", nargs="*", help="ATen / flaggems names to show (default: all)")
     p_ops.set_defaults(func=_ops)
+    p_conv = sub.add_parser("convert", help="convert DeepSeek-V4 safetensors (FP4 experts -> FP8, FP8/FP4 -> BF16) "
+                                            "for a vendor, one tensor at a time")
+    p_conv.add_argument("src", help="a .safetensors file or a checkpoint directory")
+    p_conv.add_argument("dst", help="output file or directory (same shard layout)")
+    p_conv.add_argument("--to", default="auto", choices=["auto", "fp8", "bf16", "none"],
+                        help="auto: what the active vendor lacks (no fp4 -> fp8, no fp8 -> bf16, both -> none)")
+    p_conv.add_argument("--on-inexact", default="error", choices=["error", "bf16", "round"],
+                        help="a tensor that would not convert exactly: refuse (default), keep it in BF16, or round")
+    p_conv.add_argument("--quiet", action="store_true")
+    p_conv.set_defaults(func=_convert)
     p_val = sub.add_parser("validate", help="per-op accuracy report on the active vendor (precision alignment)")
     p_val.add_argument("--ops", default="", help="comma-separated case names (default: all), e.g. add,mm,softmax")
     p_val.add_argument("--dtypes", default="", help="comma-separated: fp32,bf16,fp16,fp64 (default: per case)")
@@ -167,6 +217,13 @@ def main(argv=None) -> int:
 
     add_aot_parser(sub)
     args = parser.parse_args(argv)
+    if getattr(args, "device", None) is not None:
+        from flaggems import coverage
+
+        try:  # a wrong --device is a usage error, not a traceback
+            coverage.resolve_device(args.device)
+        except ValueError as e:
+            parser.error(str(e))
     return args.func(args)
 
 

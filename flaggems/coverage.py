@@ -4,6 +4,11 @@
 greedily generates from the same prompt twice — native, then under ``use_gems()`` + ``record()`` — and returns
 the op report, the coverage and the parity (max logit error, identical tokens). ``python -m flaggems coverage``
 and ``python -m flaggems demo`` are thin wrappers over it.
+
+``device``: where the flaggems run happens (default: the active vendor's device type; ``"fgsim"`` with
+``FLAGGEMS_VENDOR=sim`` is the simulated device, where nothing computes unless flaggems serves it). The native
+reference always runs on the CPU. During the flaggems run, device->host reads are counted
+(:func:`flaggems.testing.count_syncs`) per generated token: the prefill, then each decode step.
 """
 from __future__ import annotations
 
@@ -112,20 +117,28 @@ class Result:
     coverage: float
     report: object = field(repr=False)
     vendor: str = ""
+    device: str = "cpu"
+    # device->host reads issued by flaggems code: in the prefill, and in each decode step
+    syncs_prefill: int = 0
+    syncs_per_decode_step: list = field(default_factory=list)
+    syncs: object = field(default=None, repr=False)   # the flaggems.testing.SyncCounter
 
     def summary(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "report"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("report", "syncs")}
 
 
 class _Progress:
     """A LogitsProcessor that ticks a progress line per generated token (stderr, no dependency)."""
 
-    def __init__(self, total: int, label: str, enabled: bool):
+    def __init__(self, total: int, label: str, enabled: bool, on_token=None):
         self.total, self.label, self.enabled, self.n = total, label, enabled, 0
+        self.on_token = on_token
         self.t0 = time.perf_counter()
 
     def __call__(self, input_ids, scores):
         self.n += 1
+        if self.on_token is not None:  # called once per forward pass, right after its logits
+            self.on_token(self.n)
         if self.enabled:
             width = 24
             done = int(width * self.n / max(1, self.total))
@@ -147,13 +160,30 @@ def _generate(model, ids, steps, progress):
     return out.sequences, torch.stack([l.float() for l in out.logits])
 
 
-def run(model: Optional[str] = None, config: Optional[str] = None, dtype: str = "fp32",
-        experts: Optional[str] = None, prompt_len: int = 20, steps: int = 8, seed: int = 0,
-        progress: bool = False, exclude=None) -> Result:
-    from .api import use_gems
-    from .record import record
+def resolve_device(device: Optional[str]) -> torch.device:
+    """The device of the flaggems run: ``device``, or the active vendor's device type when None."""
     from .vendors import active
 
+    vendor = active()
+    name = device if device is not None else vendor.device_type
+    kind = str(name).split(":")[0]
+    # checked on the string: torch.device() itself rejects a backend this process has not registered
+    if kind not in ("cpu", vendor.device_type):
+        hint = " (set FLAGGEMS_VENDOR=sim for the simulated device)" if kind == "fgsim" else ""
+        raise ValueError(f"device {name!r} is not served by the active vendor {vendor.name!r} "
+                         f"(device type {vendor.device_type!r}){hint}")
+    return torch.device(name)
+
+
+def run(model: Optional[str] = None, config: Optional[str] = None, dtype: str = "fp32",
+        experts: Optional[str] = None, prompt_len: int = 20, steps: int = 8, seed: int = 0,
+        progress: bool = False, exclude=None, device: Optional[str] = None) -> Result:
+    from .api import use_gems
+    from .record import record
+    from .testing import count_syncs
+    from .vendors import active
+
+    dev = resolve_device(device)
     dt = DTYPES[dtype]
     cfg = load_config(model, config)
     m = build_model(cfg, dt, experts, seed)
@@ -163,16 +193,23 @@ def run(model: Optional[str] = None, config: Optional[str] = None, dtype: str = 
     t0 = time.perf_counter()
     ref_tokens, ref_logits = _generate(m, ids, steps, _Progress(steps, f"native   {name}", progress))
     t1 = time.perf_counter()
-    with use_gems(exclude=exclude), record() as rep:
-        tokens, logits = _generate(m, ids, steps, _Progress(steps, f"flaggems {name}", progress))
+    # moving weights and ids is the runtime's copy (_copy_from), not an op flaggems serves: outside record()
+    m, ids_dev = m.to(dev), ids.to(dev)
+    with use_gems(exclude=exclude), record() as rep, count_syncs() as syncs:
+        tick = _Progress(steps, f"flaggems {name}", progress, on_token=lambda n: syncs.mark(f"forward {n}"))
+        tokens, logits = _generate(m, ids_dev, steps, tick)
     t2 = time.perf_counter()
+    tokens, logits = tokens.cpu(), logits.cpu()
     diff = (logits - ref_logits).abs()
     scale = ref_logits.abs().max().clamp_min(1e-30)
+    # segment 0 is the prefill forward (plus generate's set-up), segments 1..steps-1 the decode forwards
+    per = syncs.per_segment("flaggems")
     return Result(model=name, dtype=dtype, experts=experts, prompt_len=prompt_len, new_tokens=steps,
                   tokens_match=bool(torch.equal(tokens, ref_tokens)),
                   max_abs_logit_err=float(diff.max()), max_rel_logit_err=float(diff.max() / scale),
                   native_s=t1 - t0, flaggems_s=t2 - t1, coverage=rep.coverage(), report=rep,
-                  vendor=active().name)
+                  vendor=active().name, device=str(dev), syncs_prefill=per[0],
+                  syncs_per_decode_step=per[1:steps], syncs=syncs)
 
 
 def to_markdown(res: Result) -> str:
@@ -187,6 +224,8 @@ def to_markdown(res: Result) -> str:
         tail += [f"| `{op}` | {reason} | {n} |" for op, reasons in fb.items() for reason, n in reasons.items()]
     else:
         tail.append("None: every compute op was served by flaggems.")
+    if res.syncs is not None:
+        tail += ["", "## Device->host reads from flaggems code", "", res.syncs.to_markdown()]
     return "\n".join(head + ["", "## Ops", "", res.report.to_markdown()] + tail) + "\n"
 
 
@@ -195,7 +234,8 @@ def write(res: Result, output: str) -> tuple:
     stem = f"coverage-{res.model}-{res.dtype}" + (f"-{res.experts}" if res.experts else "")
     jpath, mpath = os.path.join(output, stem + ".json"), os.path.join(output, stem + ".md")
     with open(jpath, "w") as f:
-        json.dump({"summary": res.summary(), "report": res.report.to_dict()}, f, indent=2, sort_keys=True)
+        json.dump({"summary": res.summary(), "report": res.report.to_dict(),
+                   "syncs": res.syncs.summary() if res.syncs is not None else None}, f, indent=2, sort_keys=True)
     with open(mpath, "w") as f:
         f.write(to_markdown(res))
     return jpath, mpath

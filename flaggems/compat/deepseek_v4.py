@@ -22,6 +22,11 @@ signature compatibility (in model.py it always equals the scale tensors' dtype).
 ``sys.modules``. It refuses, with an error, to shadow a different module of that name that is already
 imported or importable (e.g. DeepSeek's own kernel.py next to model.py) unless ``force=True``.
 ``uninstall()`` removes the shims and restores whatever ``install(force=True)`` displaced.
+
+Loader path (flaggems/compat/checkpoint.py): ``convert_state_dict(sd, to="auto")`` and
+``convert_checkpoint(src, dst, to="auto")`` turn a checkpoint's FP4 experts into FP8 where the active vendor
+lacks ``fp4``, and every FP8 / FP4 weight into BF16 where it lacks ``fp8`` (exactly; ``target_for`` says which);
+``python -m flaggems convert`` is the command line for the second.
 """
 from __future__ import annotations
 
@@ -31,11 +36,14 @@ import types
 
 import torch
 
+from .checkpoint import InexactConversion, convert_checkpoint, convert_state_dict, target_for  # noqa: F401
+
 # importing this module imported the flaggems package first: the vendor is selected and torch.ops.flaggems.*
 # is declared
 
 __all__ = ["act_quant", "fp4_act_quant", "fp8_gemm", "fp4_gemm", "sparse_attn", "hc_split_sinkhorn",
-           "hadamard_transform", "install", "uninstall", "installed", "KERNEL_NAMES"]
+           "hadamard_transform", "install", "uninstall", "installed", "KERNEL_NAMES",
+           "convert_state_dict", "convert_checkpoint", "target_for", "InexactConversion"]
 
 _SCALE_DTYPES = (torch.float32, torch.float8_e8m0fnu)
 

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import torch
 
+from ..testing.simdevice import DEVICE_TYPE as SIM_DEVICE_TYPE
+
 ERROR_FILE = Path(__file__).resolve().parent.parent / "_C_build_error.txt"
+
+# Device types whose tensors' data pointers are host addresses the C++ kernels may read and write.
+HOST_MEMORY_DEVICE_TYPES = frozenset({"cpu", SIM_DEVICE_TYPE})
 
 # must match csrc/common.h enum DType
 DTYPE_CODES = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
@@ -111,10 +116,18 @@ def dcode(dt: torch.dtype, op: str, name: str) -> int:
         raise TypeError(f"{op} (cpp): {name} must be float32, bfloat16 or float16, got {dt}") from None
 
 
+def host_addressable(t: torch.Tensor) -> bool:
+    """Whether the C++ kernels can read ``t`` through its data pointer: CPU tensors, and tensors of the
+    simulated fgsim device, whose memory is host memory (flaggems/testing/simdevice)."""
+    return t.device.type in HOST_MEMORY_DEVICE_TYPES
+
+
 def require_cpu(op: str, **tensors) -> None:
+    """The C++ kernels run on the host: every tensor must live in host-addressable memory."""
     for name, t in tensors.items():
-        if t is not None and t.device.type != "cpu":
-            raise ValueError(f"{op} (cpp): {name} must be a CPU tensor, got device {t.device}")
+        if t is not None and t.device.type not in HOST_MEMORY_DEVICE_TYPES:
+            raise ValueError(f"{op} (cpp): {name} must be in host memory (a cpu or fgsim tensor), "
+                             f"got device {t.device}")
 
 
 def contig(t: torch.Tensor) -> torch.Tensor:

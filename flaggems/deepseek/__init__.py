@@ -5,3 +5,4 @@ from . import hc_sinkhorn  # noqa: F401
 from . import moe_gate  # noqa: F401
 from . import hadamard  # noqa: F401
 from . import quant  # noqa: F401
+from . import convert  # noqa: F401

@@ -14,6 +14,12 @@ integers of the same width.
 It patches module-level hooks of ``triton.runtime.interpreter``; if those hooks
 moved in a future Triton, :func:`install_fixup` raises instead of silently
 computing garbage.
+
+Device tensors (the simulated ``fgsim`` device of the ``sim`` vendor) need no
+patch: the interpreter copies each argument's storage to the host with
+``untyped_storage().cpu()`` and back with ``copy_`` (triton 3.6 .. 3.9), which
+reach the device's own ``_copy_from``; views keep their offsets and strides
+through ``set_``. tests/simdevice/test_kernels.py pins that behaviour.
 """
 from __future__ import annotations
 

@@ -4,7 +4,9 @@
 - :func:`reference` upcasts inputs for a reference computation (fp64 where the vendor has it);
 - :func:`assert_close` compares against a reference and says which element failed and by how much;
 - :func:`poisoned` / :func:`poison` make output buffers full of NaN / sentinels so unwritten elements show;
-- :mod:`flaggems.testing.strategies`: hypothesis strategies for shapes, strides and dtypes.
+- :mod:`flaggems.testing.strategies`: hypothesis strategies for shapes, strides and dtypes;
+- :func:`count_syncs` (:mod:`flaggems.testing.syncs`): device->host reads issued by flaggems code;
+- :mod:`flaggems.testing.simdevice`: the simulated ``fgsim`` PrivateUse1 device (no kernels of its own).
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+
+from .syncs import SyncCounter, count_syncs, uncounted  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,8 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: Optional[t
     diff = (a - e).abs()
     bound = atol + rtol * e.abs()
     same_inf = (a == e)  # equal infinities (and exact matches)
-    ok = (diff <= bound) | same_inf
+    # an infinite reference makes the bound infinite too: only the same infinity may match it
+    ok = ((diff <= bound) & torch.isfinite(e)) | same_inf
     ok = ok | (nan_a & nan_e) if equal_nan else ok & ~nan_a
     ok = ok & ~(nan_a ^ nan_e)
     if bool(ok.all()):

@@ -2,7 +2,8 @@
 
 Order: the ``FLAGGEMS_VENDOR`` environment variable names a plugin (built-in or entry point); otherwise the
 plugins found through the ``flaggems.vendors`` entry-point group that detect their device (highest priority
-first); otherwise the built-ins in :data:`DETECTION_ORDER`: the PrivateUse1 vendors (ascend, cambricon, mthreads),
+first); otherwise the built-ins in :data:`DETECTION_ORDER`: the simulated device ``sim`` when the process loaded it
+(flaggems/testing/simdevice), the PrivateUse1 vendors (ascend, cambricon, mthreads),
 then the vendors reached through ``torch.cuda`` that must be told apart from plain NVIDIA/AMD (hygon before
 ``amd``; kunlunxin, thead, metax, iluvatar before ``nvidia``), then ``nvidia``, ``amd`` and finally ``cpu``.
 
@@ -17,7 +18,7 @@ import os
 from functools import partial
 from typing import Callable, Dict, Optional
 
-from . import cpu, nvidia, table
+from . import cpu, nvidia, sim, table
 from .base import CAPABILITY_FLAGS, Capabilities, Override, VendorPlugin, config_path, split_triton_target
 
 ENTRY_POINT_GROUP = "flaggems.vendors"
@@ -25,7 +26,8 @@ BUILTINS = ("nvidia", "amd", "cpu")
 # Seed plugins for the chip makers that expose torch differently (docs/vendors.md); none is hardware-verified.
 SEEDS = ("ascend", "cambricon", "mthreads", "hygon", "kunlunxin", "thead", "metax", "iluvatar")
 # Built-in detection order: a vendor whose device also satisfies a later, more generic check comes first.
-DETECTION_ORDER = ("ascend", "cambricon", "mthreads",                 # PrivateUse1: their own torch extension
+DETECTION_ORDER = ("sim",                                            # the simulated device, once a process loaded it
+                   "ascend", "cambricon", "mthreads",                 # PrivateUse1: their own torch extension
                    "hygon",                                           # ROCm build: before amd
                    "kunlunxin", "thead", "metax", "iluvatar",         # torch.cuda-compatible: before nvidia
                    "nvidia", "amd", "cpu")
@@ -69,7 +71,8 @@ class VendorSelectionError(RuntimeError):
 
 # Seeds and amd are rows of one table (vendors/table.py); nvidia and cpu compute part of their data.
 _MAKERS: Dict[str, Callable[[], VendorPlugin]] = {
-    **{name: partial(table.make, name) for name in table.ROWS}, "nvidia": nvidia.make, "cpu": cpu.make}
+    **{name: partial(table.make, name) for name in table.ROWS},
+    "nvidia": nvidia.make, "cpu": cpu.make, "sim": sim.make}
 
 
 def builtin(name: str) -> VendorPlugin:

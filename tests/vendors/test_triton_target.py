@@ -22,6 +22,7 @@ TARGETS = {
     "iluvatar": "cuda:71",   # CoreX: a CUDA-backend fork, ivcore11
     "amd": "hip:gfx942",
     "cpu": None,             # the interpreter
+    "sim": None,             # the interpreter, on the simulated fgsim device
 }
 
 
