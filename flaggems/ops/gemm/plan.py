@@ -8,9 +8,9 @@ scales (:class:`Scale`: where they apply, their format, grouping and layout), th
 problem and the scale recipe), grid, strides and constexprs.
 
 Block configs come through ``flaggems.runtime.autotune``: the vendor's tuned-config JSON may declare
-``"<kernel>:<variant>"`` (variant = the dtype the dot runs in, e.g. ``"fp8_gemm:float8_e4m3fn"``) or
-``"<kernel>"``; otherwise the kernel's defaults. Under the interpreter the defaults are large blocks shrunk to
-the problem (its cost grows with programs x loop iterations, not FLOPs).
+``"<kernel>.<variant>"`` (variant = the dtype the dot runs in, e.g. ``"fp8_gemm.float8_e4m3fn"``; a config that
+cannot fit a dtype on a chip is not offered for it), optionally ``@<target>``, or ``"<kernel>"``; otherwise the
+kernel's defaults. Under the interpreter the defaults are large blocks shrunk to the problem (its cost grows with programs x loop iterations, not FLOPs).
 """
 from __future__ import annotations
 
@@ -98,12 +98,13 @@ def _variant(plan: Plan, a: torch.Tensor) -> str:
 
 
 def configs(tiles: Tiles, variant: str) -> List[dict]:
-    """Candidate block configs: vendor ``kernel:variant``, vendor ``kernel``, then the defaults."""
+    """Candidate block configs: the vendor's ``kernel.variant@target``, ``kernel@target``, ``kernel.variant``,
+    ``kernel`` entries (runtime.autotune.config_keys), then the defaults."""
     if runtime.interpreting() and tiles.interpreter is not None:
         default = tiles.interpreter
     else:
         default = tiles.device.get(variant) or tiles.device[""]
-    return autotune.candidates(f"{tiles.kernel}:{variant}", autotune.candidates(tiles.kernel, default))
+    return autotune.candidates(tiles.kernel, default, dtype=variant)
 
 
 def _block_k(bk: int, plan: Plan, packed: bool) -> int:
