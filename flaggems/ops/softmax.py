@@ -65,6 +65,21 @@ def _softmax_kernel(x_ptr, y_ptr, M, M2, N, sx1, sx2, sxn, sy1, sy2, syn,
             tl.store(y_ptr + yb[:, None] + cols[None, :] * syn, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
+
+def row_blocks(cfg: dict, M: int, N: int):
+    """(one_pass, BLOCK_M, BLOCK_N) of a row kernel over M rows of N: a row fits one block when N is within
+    the config's BLOCK_N (4x more under the interpreter, whose cost is per program, not per element); the
+    interpreter packs rows up to MAX_TILE elements, a device keeps one-pass tiles within 8192 elements."""
+    one_pass = N <= cfg["BLOCK_N"] * (4 if runtime.interpreting() else 1)
+    block_n = triton.next_power_of_2(N) if one_pass else cfg["BLOCK_N"]
+    block_m = cfg["BLOCK_M"]
+    if runtime.interpreting():
+        block_m = max(1, min(triton.next_power_of_2(M), max(block_m, MAX_TILE // block_n)))
+    elif one_pass:
+        block_m = max(1, min(block_m, 8192 // block_n))
+    return one_pass, block_m, block_n
+
+
 def softmax_into(x: torch.Tensor, dim: int, y: torch.Tensor, log: bool = False) -> torch.Tensor:
     if x.numel() == 0:
         return y
@@ -80,13 +95,7 @@ def softmax_into(x: torch.Tensor, dim: int, y: torch.Tensor, log: bool = False) 
     _, _, sy1, sy2, syn = yr
     acc = torch.float64 if x.dtype is torch.float64 else torch.float32
     cfg = runtime.config("softmax", _DEFAULT)
-    one_pass = N <= cfg["BLOCK_N"] * (4 if runtime.interpreting() else 1)
-    block_n = triton.next_power_of_2(N) if one_pass else cfg["BLOCK_N"]
-    block_m = cfg["BLOCK_M"]
-    if runtime.interpreting():
-        block_m = max(1, min(triton.next_power_of_2(M), max(block_m, MAX_TILE // block_n)))
-    elif one_pass:
-        block_m = max(1, min(block_m, 8192 // block_n))
+    one_pass, block_m, block_n = row_blocks(cfg, M, N)
     grid = (triton.cdiv(M, block_m),)
     with runtime.device_guard(x):
         _softmax_kernel[grid](x, yt, M, M2, N, sx1, sx2, sxn, sy1, sy2, syn,

@@ -21,7 +21,8 @@ from .. import runtime
 from ..registry import implement
 from . import elementwise as ew
 from .elementwise import FLOAT
-from .rows import MAX_TILE, rows_layout
+from .rows import rows_layout
+from .softmax import row_blocks
 
 _DEFAULT = {"BLOCK_M": 4, "BLOCK_N": 1024}
 
@@ -94,13 +95,7 @@ def softmax_backward_into(g, y, dim, dx, log=False):
         dx, memory_format=torch.contiguous_format)
     _, (_, _, sd1, sd2, sdn) = _rows(target, dim)
     cfg = runtime.config("softmax_backward", _DEFAULT, g.dtype)
-    one_pass = N <= cfg["BLOCK_N"] * (4 if runtime.interpreting() else 1)
-    block_n = triton.next_power_of_2(N) if one_pass else cfg["BLOCK_N"]
-    block_m = cfg["BLOCK_M"]
-    if runtime.interpreting():
-        block_m = max(1, min(triton.next_power_of_2(M), max(block_m, MAX_TILE // block_n)))
-    elif one_pass:
-        block_m = max(1, min(block_m, 8192 // block_n))
+    one_pass, block_m, block_n = row_blocks(cfg, M, N)
     acc = torch.float64 if g.dtype is torch.float64 else torch.float32
     with runtime.device_guard(g):
         _softmax_bwd_kernel[(triton.cdiv(M, block_m),)](
