@@ -37,8 +37,8 @@ def _moe_gate_cpp(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0
         if bias.stride(0) != 1 and E > 1:
             bias = bias.contiguous()
         bptr = bias.data_ptr()
-    w = torch.empty(T, topk, dtype=_F32)
-    idx = torch.empty(T, topk, dtype=_I64)
+    w = torch.empty(T, topk, dtype=_F32, device=logits.device)
+    idx = torch.empty(T, topk, dtype=_I64, device=logits.device)
     if T:
         lib().moe_gate(logits.data_ptr(), DTYPE_CODES[logits.dtype], T, E, logits.stride(0), bptr, int(topk),
                        _FUNC[score_func], float(route_scale), 0, 0, 0, 0, 0, 0, w.data_ptr(), idx.data_ptr(),
@@ -59,8 +59,8 @@ def _moe_gate_hash_cpp(logits, tid2eid, input_ids, score_func="sqrtsoftplus", ro
     if ids.stride(0) != 1 and T > 1:
         ids = ids.contiguous()
     tab = tid2eid if (k <= 1 or tid2eid.stride(1) == 1) else tid2eid.contiguous()
-    w = torch.empty(T, k, dtype=_F32)
-    idx = torch.empty(T, k, dtype=_I64)
+    w = torch.empty(T, k, dtype=_F32, device=logits.device)
+    idx = torch.empty(T, k, dtype=_I64, device=logits.device)
     if T:
         bad = lib().moe_gate(logits.data_ptr(), DTYPE_CODES[logits.dtype], T, E, logits.stride(0), 0, k,
                              _FUNC[score_func], float(route_scale), tab.data_ptr(), tab.element_size(), tab.stride(0),
