@@ -34,3 +34,17 @@ def test_histc_expert_counts(fgsim):
     with flaggems.use_gems():
         got = torch.histc(ids.int().to(fgsim), bins=E, min=0, max=E - 1)
     assert torch.equal(got.cpu(), torch.bincount(ids, minlength=E).int())
+
+
+def test_sdpa_math_path_on_the_device(fgsim):
+    """F.scaled_dot_product_attention on PrivateUse1 takes torch's math path: the causal mask from tril (and
+    scalar_tensor / where), the weights from _safe_softmax — all flaggems' on fgsim."""
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(1, 2, 5, 16, generator=g) for _ in range(3))
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    qd, kd, vd = q.to(fgsim), k.to(fgsim), v.to(fgsim)
+    with flaggems.use_gems(), flaggems.record() as rep:
+        got = torch.nn.functional.scaled_dot_product_attention(qd, kd, vd, is_causal=True)
+    assert rep.fallback_calls() == 0, rep.to_markdown()
+    assert _served(rep, "aten::_safe_softmax") and _served(rep, "aten::tril"), rep.to_markdown()
+    torch.testing.assert_close(got.cpu(), want, rtol=1e-5, atol=1e-5)
