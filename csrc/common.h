@@ -159,7 +159,9 @@ static inline uint8_t f32_to_e2m1(float x) {
   else if (a < 3.5f) c = 5;
   else if (a <= 5.f) c = 6;
   else c = 7;
-  if (a != a) c = 7;  // NaN: saturate (e2m1 has no NaN)
+  // NaN: code 0 (+0; e2m1 has no NaN). It only arises where the block's scale is NaN or inf, which makes the
+  // decoded value NaN anyway (0 * NaN, 0 * inf); a saturated +-6 would decode to +-inf instead.
+  if (a != a) return 0;
   return uint8_t(c | sign);
 }
 

@@ -16,12 +16,11 @@ static FG_INLINE float gexp_neg(float a) {
   p = p * r + 0.5f;
   p = p * r + 1.f;
   p = p * r + 1.f;
-  int32_t kb; std::memcpy(&kb, &kf, 4);
+  const int32_t kb = __builtin_bit_cast(int32_t, kf);
   const int32_t ni = kb - 0x4B400000;                       // n in [-150, 0]
   const int32_t n1 = ni >> 1, n2 = ni - n1;                 // each >= -75
   const int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
-  float s1, s2; std::memcpy(&s1, &b1, 4); std::memcpy(&s2, &b2, 4);
-  return p * s1 * s2;
+  return p * __builtin_bit_cast(float, b1) * __builtin_bit_cast(float, b2);
 }
 
 // log1p(y) for y in [0, 1]: 2 atanh(t), t = y / (2 + y) <= 1/3; series to t^13 (truncation < 2e-8 relative),
@@ -44,7 +43,8 @@ static FG_INLINE float gsqrtsoftplus(float x) {
   const float ax = x < 0.f ? -x : x;
   const float mx = x > 0.f ? x : 0.f;
   const float sp = mx + glog1p01(gexp_neg(-ax));
-  return std::sqrt(x > 20.f ? x : sp);
+  const float v = x > 20.f ? x : sp;
+  return __builtin_sqrtf(v);  // this form (not std::sqrt of the select) lets GCC 12 vectorise the loop
 }
 
 static FG_INLINE float gsigmoid(float x) {
@@ -63,10 +63,11 @@ static void gate_scores(float* s, int64_t E, int func) {
 #pragma omp simd
     for (int64_t e = 0; e < E; ++e) s[e] = gsigmoid(s[e]);
   } else {
+    // As torch's softmax: a NaN anywhere, a +inf logit (inf - inf) or an all -inf row gives NaN everywhere
+    // (NaN enters through exp(NaN) and the sum; the max itself skips NaN).
     float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
     for (int64_t e = 0; e < E; ++e) mx = s[e] > mx ? s[e] : mx;
-    if (mx == std::numeric_limits<float>::infinity()) mx = std::numeric_limits<float>::max();  // keep x - mx finite
     float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
     for (int64_t e = 0; e < E; ++e) { const float v = gexp_neg(s[e] - mx); s[e] = v; sum += v; }
@@ -76,26 +77,27 @@ static void gate_scores(float* s, int64_t E, int func) {
 }
 
 // Composite selection keys: larger key = chosen first. High 32 bits: the fp32 value mapped to an order-preserving
-// int (NaN lowest, -0 == +0), low 32 bits: ~expert id, so equal values go to the lower id and keys are unique.
+// int (-0 == +0; NaN of either sign highest, as torch.topk ranks it), low 32 bits: ~expert id, so equal values
+// (NaNs included) go to the lower id and keys are unique.
 static void gate_keys(const float* s, const float* bias, int64_t E, int64_t* key) {
 #pragma omp simd
   for (int64_t e = 0; e < E; ++e) {
     const float c = (bias ? s[e] + bias[e] : s[e]) + 0.f;  // + 0 turns -0 into +0
-    int32_t b; std::memcpy(&b, &c, 4);
+    const int32_t b = __builtin_bit_cast(int32_t, c);
     int32_t o = b ^ ((b >> 31) & 0x7fffffff);
-    o = c != c ? std::numeric_limits<int32_t>::min() : o;
+    o = c != c ? std::numeric_limits<int32_t>::max() : o;
     key[e] = (int64_t(o) << 32) | int64_t(uint32_t(0xffffffffu - uint32_t(e)));
   }
 }
 
-// gate rows [t0, t1): see moe_gate.cpp
+// gate rows [t0, t1): see moe_gate.cpp. nbad[0] / nbad[1]: tokens with a bad input id / with any bad id.
 static void gate_rows(const GateArgs* gp, int64_t t0, int64_t t1, int64_t* nbad) {
   const GateArgs& g = *gp;
   const int64_t E = g.E, k = g.k;
-  int64_t bad = 0;
-  std::vector<float> sbuf(static_cast<size_t>(E));
-  std::vector<int64_t> keys(g.tid2eid ? 0 : size_t(E));
-  float* s = sbuf.data();
+  int64_t bad_ids = 0, bad_rows = 0;
+  // per-thread scratch (no allocation per call): E scores, then E int64 keys
+  float* s = scratch_f32(0, size_t(E));
+  int64_t* keys = g.tid2eid ? nullptr : reinterpret_cast<int64_t*>(scratch_f32(1, size_t(2 * E)));
   for (int64_t t = t0; t < t1; ++t) {
     int64_t* I = g.idx + t * k;
     float* Wt = g.w + t * k;
@@ -103,16 +105,18 @@ static void gate_rows(const GateArgs* gp, int64_t t0, int64_t t1, int64_t* nbad)
     if (g.tid2eid) {
       const int64_t id = g.ids_bytes == 4 ? int64_t(static_cast<const int32_t*>(g.ids)[t])
                                           : static_cast<const int64_t*>(g.ids)[t];
-      bool ok = id >= 0 && id < g.vocab;
-      for (int64_t j = 0; j < k; ++j) {
+      const bool id_ok = id >= 0 && id < g.vocab;
+      bool ok = id_ok;
+      for (int64_t j = 0; j < k && ok; ++j) {
         const int64_t p = id * g.tid_ld + j;
-        I[j] = !ok ? -1 : g.tid_bytes == 4 ? int64_t(static_cast<const int32_t*>(g.tid2eid)[p])
-                                           : static_cast<const int64_t*>(g.tid2eid)[p];
-        ok &= I[j] >= 0 && I[j] < E;
+        I[j] = g.tid_bytes == 4 ? int64_t(static_cast<const int32_t*>(g.tid2eid)[p])
+                                : static_cast<const int64_t*>(g.tid2eid)[p];
+        ok = I[j] >= 0 && I[j] < E;
       }
-      if (!ok) {  // bad id or expert id: reported to Python, which raises
-        ++bad;
-        for (int64_t j = 0; j < k; ++j) Wt[j] = std::numeric_limits<float>::quiet_NaN();
+      if (!ok) {  // the token's row is poisoned as in the Triton kernel; counted, and the wrapper raises
+        bad_ids += !id_ok;
+        ++bad_rows;
+        for (int64_t j = 0; j < k; ++j) { I[j] = -1; Wt[j] = std::numeric_limits<float>::quiet_NaN(); }
         continue;
       }
       if (g.func != 2) {  // element-wise scores: only the k routed experts are needed
@@ -132,13 +136,13 @@ static void gate_rows(const GateArgs* gp, int64_t t0, int64_t t1, int64_t* nbad)
     } else {
       row_to_f32(g.dt, row, s, E);
       gate_scores(s, E, g.func);
-      int64_t* key = keys.data();
+      int64_t* key = keys;
       gate_keys(s, g.bias, E, key);
       if (k <= 32) {
         // one pass: K[0..k) holds the k largest keys seen so far, sorted descending
         int64_t K[32];
         for (int64_t j = 0; j < k; ++j) K[j] = std::numeric_limits<int64_t>::min();
-        int64_t thr = K[k - 1];
+        int64_t thr = std::numeric_limits<int64_t>::min();  // = K[k - 1] (k >= 1)
         auto insert = [&](int64_t v) {
           if (v <= thr) return;
           int64_t q = k - 1;
@@ -167,5 +171,6 @@ static void gate_rows(const GateArgs* gp, int64_t t0, int64_t t1, int64_t* nbad)
     const double scale = g.func != 2 ? g.route_scale / sum : g.route_scale;
     for (int64_t j = 0; j < k; ++j) Wt[j] = float(double(s[I[j]]) * scale);
   }
-  *nbad = bad;
+  nbad[0] = bad_ids;
+  nbad[1] = bad_rows;
 }

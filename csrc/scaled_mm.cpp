@@ -1,4 +1,4 @@
-// aten::_scaled_mm on CPU for the block-scaled recipes (flaggems/ops/scaled_mm.py, docs/scaled_mm.md):
+// aten::_scaled_mm on CPU for the block-scaled recipes (flaggems/ops/gemm/scaled.py, docs/scaled_mm.md):
 //
 //   C[m, n] = sum_k (A[m, k] * sa(m, k)) * (B[k, n] * sb(n, k))  [+ bias[n]]     fp32 accumulation
 //
@@ -7,7 +7,7 @@
 // Bt [N, K]) are read at  s[off(r / div, k / group)]  with off the strided (s_row, s_k) or cuBLAS's 128x4
 // swizzled layout, fp32 or E8M0 bytes; group 32 or 128, div 1 or 128. That covers BlockWise 1x128 x
 // 128x128 (and 128x128 x 1x128, 1x128 x 1x128) and MXFP8 / MXFP4 (1x32 E8M0, swizzled or plain).
-// K must be a multiple of 32 (checked in flaggems/cpp/scaled.py).
+// K must be a multiple of 32 (checked in flaggems/cpp/scaled_mm.py).
 //
 // Same scheme as gemm_lowp.cpp (whose micro-kernel, fp8 decode and threading it reuses): A is decoded once
 // to fp32 times its scales; each Bt tile is decoded times its scales into a small per-thread panel. With

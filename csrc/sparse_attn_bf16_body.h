@@ -143,7 +143,9 @@ static void sparse_attn_bf16_task(const SAArgs* gp, int64_t t, int64_t h0, int64
       const float mnew = bm > mx[h] ? bm : mx[h];
       const float alpha = mx[h] == -std::numeric_limits<float>::infinity() ? 0.f : std::exp(mx[h] - mnew);
       float sum = 0.f;
-      for (int64_t r = 0; r < nb; ++r) { s[r] = std::exp(s[r] - mnew); sum += s[r]; }
+      // base 0 while every score so far is -inf: exp(-inf) = 0 as torch's softmax beside a finite sink, not NaN
+      const float base = mnew == -std::numeric_limits<float>::infinity() ? 0.f : mnew;
+      for (int64_t r = 0; r < nb; ++r) { s[r] = std::exp(s[r] - base); sum += s[r]; }
       if (nbe > nb) s[nb] = 0.f;
       l[h] = l[h] * alpha + sum;
       mx[h] = mnew;

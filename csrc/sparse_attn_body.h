@@ -56,8 +56,11 @@ static void sparse_attn_task(const SAArgs* gp, int64_t t, int64_t h0, int64_t h1
       for (int64_t r = 1; r < nb; ++r) bm = s[r] > bm ? s[r] : bm;
       const float mnew = bm > mx[h] ? bm : mx[h];
       const float alpha = mx[h] == -std::numeric_limits<float>::infinity() ? 0.f : std::exp(mx[h] - mnew);
+      // While every score so far is -inf the exponent base is 0, so those terms are exp(-inf) = 0 (torch's
+      // softmax gives them 0 beside a finite sink), not exp(-inf - -inf) = NaN.
+      const float base = mnew == -std::numeric_limits<float>::infinity() ? 0.f : mnew;
       float sum = 0.f;
-      for (int64_t r = 0; r < nb; ++r) { s[r] = std::exp(s[r] - mnew); sum += s[r]; }
+      for (int64_t r = 0; r < nb; ++r) { s[r] = std::exp(s[r] - base); sum += s[r]; }
       l[h] = l[h] * alpha + sum;
       mx[h] = mnew;
       if (alpha != 1.f) {

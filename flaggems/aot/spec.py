@@ -106,7 +106,7 @@ def describe_arg(value, *, specialize: bool, align: bool):
 @dataclass
 class Specialization:
     kernel: str                        # "flaggems.ops.gemm.kernel:gemm_kernel"
-    file: str                          # path relative to the package's parent ("flaggems/ops/mm.py")
+    file: str                          # path relative to the package's parent ("flaggems/ops/gemm/kernel.py")
     line: int                          # line of the ``def``
     params: List[str]                  # parameter names in order
     signature: Dict[str, str]          # name -> "*fp16" | "i32" | ... | "constexpr"

@@ -4,7 +4,7 @@
     grouped_fp4_gemm_cpp(a [M, K] e4m3, a_s [M, ceil(K/128)], b [G, N, K/2] packed e2m1, b_s [G, N, ceil(K/32)], offs)
 
 Rows offs[e-1]:offs[e] of a (token rows sorted by expert, int32 cumulative ends as for ``torch._grouped_mm``)
-are multiplied by expert e's weight with DeepSeek-V4's block-scale semantics (flaggems/deepseek/fp8_gemm.py,
+are multiplied by expert e's weight with DeepSeek-V4's block-scale semantics (flaggems/ops/gemm/fp8_gemm.py,
 fp4_gemm.py); rows past offs[-1] are zero. Scales: a_s fp32 or E8M0, fp8 b_s fp32 or E8M0, fp4 b_s E8M0.
 One call streams the weights of every used expert once, split evenly over torch.get_num_threads() threads; at
 decode (a few tokens per expert) each expert runs the weight-streaming decode kernel. The dequantised weight is

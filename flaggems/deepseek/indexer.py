@@ -10,6 +10,8 @@ the dtype the model's torch ops produce (einsum output = q dtype; product and he
     masked       = causal_ratio > 0  and  t >= (start_pos + s + 1) // causal_ratio   → score = -inf
     out[b,s,:]   = top-kk of score[b,s,:] with kk = min(topk, T), sorted by descending score,
                    ties broken by the lower t first; entry = t + offset, or -1 for a masked pick.  (int32)
+    NaN (a NaN or Inf·0 in q, k or weights; relu keeps NaN) ranks above every score, as in torch.topk,
+    NaNs among themselves by lower t; a masked position is -inf whatever its score.
 
 So with bf16 q/k/weights (the model) the scores are bf16 values, exactly as the model's bf16 einsum.
 
@@ -152,7 +154,8 @@ def _indexer_score_kernel(
     # Roundings reproduce the model's bf16 einsum / multiply / sum so the top-k sees the same scores.
     if ROUND_QK:
         qk = qk.to(q_ptr.dtype.element_ty).to(tl.float32)
-    qk = tl.reshape(tl.maximum(qk, 0.0), [BLOCK_S, BLOCK_H, BLOCK_T])
+    # relu as torch's: NaN stays NaN (a GPU's plain max would return the 0 operand).
+    qk = tl.reshape(tl.maximum(qk, 0.0, propagate_nan=tl.PropagateNan.ALL), [BLOCK_S, BLOCK_H, BLOCK_T])
     w = tl.load(w_ptr + b * s_wb + offs_s[:, None].to(tl.int64) * s_ws + offs_h[None, :] * s_wh,
                 mask=s_mask[:, None] & h_mask[None, :], other=0.0).to(tl.float32)
     prod = qk * w[:, :, None]
@@ -174,9 +177,11 @@ def _indexer_score_kernel(
 def _score_keys(sc, offs):
     # One int64 per element, unique per row, ordered by (score, then lower t): the high word is the fp32
     # score with the magnitude bits of negatives flipped (signed-integer order = float order), the low
-    # word 2^31-1-t.
+    # word 2^31-1-t. NaN of either sign gets the largest high word: torch.topk / a descending sort put NaN
+    # first (the sign bit of a NaN would otherwise send -NaN below -inf).
     bits = sc.to(tl.int32, bitcast=True)
     ordered = tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    ordered = tl.where(sc != sc, 0x7FFFFFFF, ordered)
     return (ordered.to(tl.int64) << 32) | (0x7FFFFFFF - offs).to(tl.int64)
 
 

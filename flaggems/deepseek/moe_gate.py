@@ -17,8 +17,20 @@ logits [T, E] (fp32 / bf16 / fp16, computed in fp32), bias [E] fp32 or None. Wit
 weights [T, k] fp32; indices [T, k] **int64** for both ops (torch.topk's dtype, which the non-hash model
 path produces; the hash path's int32 table values are widened). Choice order: descending biased score.
 
-Kernel: one program per block of tokens holding full [tokens, E] rows; k rounds of "max, lowest index
-among the maxima, retire it" pick the experts (k is a runtime loop, so no recompile per k).
+Non-finite values follow torch (the model's ``topk`` and arithmetic): a NaN biased score (a NaN logit or bias)
+ranks above every number, as in torch.topk / a descending sort, NaNs among themselves by lower expert id; the
+weights are IEEE arithmetic of the formula, so a chosen NaN score makes the token's weights NaN (renormalised
+score functions) while a NaN bias only moves the choice.
+
+Hash routing with an input id outside [0, vocab) or a table entry outside [0, E): the token's indices are -1
+and its weights NaN (no out-of-bounds read). Where the values live in host memory (the C++ kernel, the Triton
+interpreter) the call then raises ValueError, with no torch reduction on the good path (the C++ kernel counts
+bad tokens, the interpreter path looks only at its own output); on an accelerator nothing is read back, as
+torch's own device kernels assert on the device instead of syncing.
+
+Kernel: one program per block of tokens holding full [tokens, E] rows; k rounds of "NaN first, else max;
+lowest index among them; retire it" pick the experts (k is a runtime loop, so no recompile per k). NaN is
+found explicitly: a GPU's max drops NaN operands while the interpreter's propagates them.
 """
 from __future__ import annotations
 
@@ -48,53 +60,62 @@ _FLOATS = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def _check_common(op, logits, score_func, route_scale):
+    # Runs before every call (decode hot path): exact-type tests first, the general ones only when they fail.
     check_tensor(op, "logits", logits, _FLOATS, 2)
-    if not isinstance(score_func, str) or score_func not in SCORE_FUNCS:
+    if score_func not in SCORE_FUNCS or type(score_func) is not str:
         raise ValueError(f"{op}: score_func must be one of {SCORE_FUNCS}, got {score_func!r}")
-    if not isinstance(route_scale, numbers.Real) or isinstance(route_scale, bool) \
-            or not math.isfinite(float(route_scale)):
+    if type(route_scale) is not float and (not isinstance(route_scale, numbers.Real) or isinstance(route_scale, bool)) \
+            or not math.isfinite(route_scale):
         raise TypeError(f"{op}: route_scale must be a finite float, got {route_scale!r}")
     if logits.shape[1] > MAX_EXPERTS:
         raise ValueError(f"{op}: at most {MAX_EXPERTS} experts are supported, got E={logits.shape[1]}")
 
 
+def _same_device(op, **tensors):
+    # The common case (all on the host) without building device objects.
+    if not all(t.is_cpu for t in tensors.values()):
+        check_same_device(op, **tensors)
+
+
 def moe_gate_check(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0):
+    """Every argument rule of moe_gate; all static (shapes, dtypes, devices, Python values): no tensor is read."""
     op = "moe_gate"
     _check_common(op, logits, score_func, route_scale)
     E = logits.shape[1]
     if bias is not None:
         check_tensor(op, "bias", bias, (torch.float32,), 1)
-        check_same_device(op, logits=logits, bias=bias)
+        _same_device(op, logits=logits, bias=bias)
         if bias.shape[0] != E:
             raise ValueError(f"moe_gate: bias must be [E={E}], got {tuple(bias.shape)}")
-    if not isinstance(topk, numbers.Integral) or isinstance(topk, bool):
+    if type(topk) is not int and (not isinstance(topk, numbers.Integral) or isinstance(topk, bool)):
         raise TypeError(f"moe_gate: topk must be an int, got {topk!r}")
     if not 1 <= topk <= E:
         raise ValueError(f"moe_gate: topk must be in [1, E={E}], got {topk}")
 
 
 def moe_gate_hash_check(logits, tid2eid, input_ids, score_func="sqrtsoftplus", route_scale=1.0):
+    """Every static argument rule of moe_gate_hash. The values of input_ids and tid2eid are checked by the
+    kernels (see the module docstring): no torch reduction, no host read here."""
     op = "moe_gate_hash"
     _check_common(op, logits, score_func, route_scale)
     check_tensor(op, "tid2eid", tid2eid, (torch.int32, torch.int64), 2)
     check_tensor(op, "input_ids", input_ids, (torch.int32, torch.int64))
-    check_same_device(op, logits=logits, tid2eid=tid2eid, input_ids=input_ids)
+    _same_device(op, logits=logits, tid2eid=tid2eid, input_ids=input_ids)
     T, E = logits.shape
     if input_ids.numel() != T:
         raise ValueError(f"moe_gate_hash: input_ids must hold T={T} token ids, got shape {tuple(input_ids.shape)}")
     if tid2eid.shape[1] < 1 or tid2eid.shape[1] > E:
         raise ValueError(f"moe_gate_hash: tid2eid must be [vocab, k] with 1 <= k <= E={E}, "
                          f"got {tuple(tid2eid.shape)}")
-    if values_checkable(input_ids) and tid2eid.device.type == "cpu":
-        ids = input_ids.reshape(-1).long()
-        V = tid2eid.shape[0]
-        if int(ids.min()) < 0 or int(ids.max()) >= V:
-            raise ValueError(f"moe_gate_hash: input_ids must be in [0, vocab={V}), got ids outside it "
-                             f"(range [{int(ids.min())}, {int(ids.max())}])")
-        eids = tid2eid[ids]
-        if int(eids.min()) < 0 or int(eids.max()) >= E:
-            raise ValueError(f"moe_gate_hash: tid2eid[input_ids] must be expert ids in [0, E={E}), got ids "
-                             f"outside it (range [{int(eids.min())}, {int(eids.max())}])")
+
+
+def hash_value_error(bad_ids: int, bad_experts: int, V: int, E: int) -> ValueError:
+    """The error both kinds raise where the kernel found bad values in host memory (counts of tokens)."""
+    if bad_ids:
+        return ValueError(f"moe_gate_hash: input_ids must be in [0, vocab={V}), got {bad_ids} token id(s) "
+                          f"outside it")
+    return ValueError(f"moe_gate_hash: tid2eid[input_ids] must be expert ids in [0, E={E}), got {bad_experts} "
+                      f"token(s) routed outside it")
 
 
 def _scores_ref(logits, score_func):
@@ -114,7 +135,8 @@ def _weights_ref(s, idx, score_func, route_scale):
 
 
 def moe_gate_ref(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0):
-    """Pure-torch reference (fp64). Choice by a stable descending sort: ties go to the lower expert id."""
+    """Pure-torch reference (fp64). Choice by a stable descending sort: NaN first (as torch.topk ranks it), ties
+    to the lower expert id."""
     s = _scores_ref(logits, score_func)
     choose = s + bias.double() if bias is not None else s
     idx = torch.sort(choose, dim=-1, descending=True, stable=True).indices[:, :topk]
@@ -122,10 +144,20 @@ def moe_gate_ref(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0)
 
 
 def moe_gate_hash_ref(logits, tid2eid, input_ids, score_func="sqrtsoftplus", route_scale=1.0):
-    """Pure-torch reference for hash routing (fp64)."""
+    """Pure-torch reference for hash routing (fp64), bad ids handled as the kernels do (-1 / NaN rows, and
+    ValueError when the values are in host memory)."""
     s = _scores_ref(logits, score_func)
-    idx = tid2eid[input_ids.reshape(-1).long()].long()
-    return _weights_ref(s, idx, score_func, route_scale), idx
+    V, E = tid2eid.shape[0], s.shape[1]
+    ids = input_ids.reshape(-1).long()
+    id_ok = (ids >= 0) & (ids < V)
+    idx = tid2eid[ids.clamp(0, max(V - 1, 0))].long() if V else ids.new_zeros((ids.numel(), tid2eid.shape[1]))
+    ok = id_ok & ((idx >= 0) & (idx < E)).all(dim=-1)
+    idx = torch.where(ok[:, None], idx, -1)
+    w = _weights_ref(s, idx.clamp(min=0), score_func, route_scale)
+    w = torch.where(ok[:, None], w, float("nan"))
+    if values_checkable(ok) and not bool(ok.all()):
+        raise hash_value_error(int((~id_ok).sum()), int((~ok).sum()), V, E)
+    return w, idx
 
 
 def _moe_gate_fake(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0):
@@ -195,13 +227,14 @@ def _moe_gate_kernel(
     i_acc = tl.zeros([BLOCK_T, TOPK_P], tl.int32)
     avail = (cols < E) & (rows >= 0)[:, None]
     for k in range(topk):
-        cand = tl.where(avail, choose, float("-inf"))
-        best = tl.max(cand, axis=1)
-        # Lowest expert id among the maxima; a row of NaNs matches nothing, so it falls back to the
-        # lowest id still available (never an out-of-range slot).
-        idx = tl.min(tl.where(avail & (cand == best[:, None]), cols, BLOCK_E), axis=1)
-        first = tl.min(tl.where(avail, cols, BLOCK_E), axis=1)
-        idx = tl.where(idx < BLOCK_E, idx, first)
+        # torch.topk's order: NaN above every number, then descending value; lowest expert id among equals.
+        # NaN is tested explicitly (a GPU max ignores NaN operands, the interpreter's returns NaN).
+        is_nan = avail & (choose != choose)
+        any_nan = tl.max(is_nan.to(tl.int32), axis=1) > 0
+        best = tl.max(tl.where(avail & (choose == choose), choose, float("-inf")), axis=1)
+        hit = tl.where(any_nan[:, None], is_nan, avail & (choose == best[:, None]))
+        # Some available column always matches (best is their maximum, -inf included), so idx < E.
+        idx = tl.min(tl.where(hit, cols, BLOCK_E), axis=1)
         sel = cols == idx[:, None]
         w_k = tl.sum(tl.where(sel, s, 0.0), axis=1)
         avail = avail & (sel == 0)
@@ -225,26 +258,27 @@ def _moe_gate_hash_kernel(
     rows, t_mask, cols, s = _row_scores(logit_ptr, T, E, s_lt, s_le, BLOCK_T, BLOCK_E, FUNC)
 
     tok = tl.load(ids_ptr + rows * s_ids, mask=t_mask, other=-1).to(tl.int64)
-    # Out-of-vocabulary ids (rejected by the host check on CPU) must not read outside the table.
     tok_ok = t_mask & (tok >= 0) & (tok < V)
     offs_k = tl.arange(0, K_P)
     k_mask = tok_ok[:, None] & (offs_k < K)[None, :]
-    idx = tl.load(tab_ptr + tl.where(tok_ok, tok, 0)[:, None] * s_tv + offs_k[None, :] * s_tk,
-                  mask=k_mask, other=-1).to(tl.int32)
+    # Range-checked at the table's own width: an int64 entry must not wrap into [0, E) when narrowed.
+    eid = tl.load(tab_ptr + tl.where(tok_ok, tok, 0)[:, None] * s_tv + offs_k[None, :] * s_tk,
+                  mask=k_mask, other=0).to(tl.int64)
+    bad_eid = k_mask & ((eid < 0) | (eid >= E))
+    # A bad input id or table entry poisons the token's row (-1 / NaN), never an out-of-bounds read.
+    row_ok = tok_ok & (tl.sum(bad_eid.to(tl.int32), axis=1) == 0)
+    idx = tl.where(row_ok[:, None], eid, -1).to(tl.int32)
     w = tl.zeros([BLOCK_T, K_P], tl.float32)
     for k in range(K):
         idx_k = tl.sum(tl.where(offs_k[None, :] == k, idx, 0), axis=1)
-        # An expert id outside [0, E) selects no column: weight 0, never an out-of-bounds read.
         w_k = tl.sum(tl.where(cols == idx_k[:, None], s, 0.0), axis=1)
         w = tl.where(offs_k[None, :] == k, w_k[:, None], w)
     if FUNC != 2:
         w = w / tl.sum(w, axis=1)[:, None]
-    w = w * route_scale
+    w = tl.where(row_ok[:, None], w * route_scale, float("nan"))
     out_mask = t_mask[:, None] & (offs_k < K)[None, :]
     tl.store(w_ptr + rows[:, None] * s_wt + offs_k[None, :], w, mask=out_mask)
     tl.store(i_ptr + rows[:, None] * s_it + offs_k[None, :], idx.to(tl.int64), mask=out_mask)
-
-
 
 
 def _func_id(score_func):
@@ -302,6 +336,13 @@ def _moe_gate_hash_triton(logits, tid2eid, input_ids, score_func="sqrtsoftplus",
             BLOCK_T=cfg["BLOCK_T"], BLOCK_E=max(16, next_pow2(E)), K_P=next_pow2(K), FUNC=_func_id(score_func),
             **split_launch_options(cfg)[1],
         )
+    if interpreting():
+        # Host memory: the kernel's poisoned rows (index -1) become the eager ValueError. A device never reads
+        # back (its rows stay -1 / NaN), and only a bad row costs more than this one look at the output.
+        bad = idx[:, 0] < 0
+        if bad.any():
+            ids64 = ids.long()
+            raise hash_value_error(int(((ids64 < 0) | (ids64 >= V)).sum()), int(bad.sum()), V, E)
     return w, idx
 
 

@@ -29,6 +29,19 @@ to zero is stored as -0 (code 8), as a hardware IEEE conversion does; both decod
 it equals ``amax / qmax`` up to one fp32 ulp, and the two never differ after the power-of-two rounding
 for bf16 inputs.
 
+Non-finite inputs: the formulas in IEEE fp32 arithmetic, with amax NaN as soon as the block holds a NaN (as
+torch.amax; a GPU max would drop it, so the kernels test for NaN explicitly) and NaN kept by the clamp (as
+torch.clamp). Hence, per block:
+
+* a NaN anywhere: s = NaN (fp32 NaN; E8M0 byte 255), every element of the block quantises to NaN (e4m3 NaN;
+  e2m1 has no NaN, so its code is 0 and the NaN scale carries it) and dequantises (in place) to NaN;
+* +-Inf (and no NaN): amax = inf, so s = inf (fp32; E8M0 has no inf, so byte 255 = NaN); the +-Inf element
+  quantises to NaN (inf / inf; fp4 code 0), the other elements to +-0; dequantised (in place) every element
+  of the block is NaN (0 * inf, NaN * inf).
+
+So a non-finite value never turns into a finite one (no saturation to +-448 / +-6), and it poisons exactly its
+own quantisation block, which is how DeepSeek's model sees a corrupted activation block.
+
 E8M0 bytes decode as 2^(byte - 127) (byte 255 = NaN). fp8 / e8m0 / fp4 tensors reach the kernels as
 ``uint8`` views (Triton has no torch dtype mapping for e8m0 / fp4x2).
 """
@@ -43,7 +56,7 @@ import triton.language as tl
 from flaggems.deepseek.checked import checked
 from flaggems.runtime import launch_config
 from flaggems.registry import custom_op, implement
-from flaggems.formats import E2M1_VALUES, e2m1_to_f32, e8m0_to_float_ref, unpack_fp4_ref
+from flaggems.formats import E2M1_VALUES, e2m1_to_f32, e4m3_to_f32, e8m0_to_float_ref, unpack_fp4_ref
 from flaggems.runtime import device_guard, interpreting, next_pow2
 from flaggems.runtime.autotune import split_launch_options
 from flaggems.runtime.checks import check_tensor
@@ -78,14 +91,34 @@ def exponent_to_f32(e):
 
 
 @triton.jit
+def f32_to_e4m3(v):
+    """float8_e4m3fn bits (int32, 0..255) of fp32 v with |v| <= 448 or NaN, with integer / exact fp32 ops only
+    (no fp8 hardware or fp8 type: Ascend's Triton has none). Round to nearest even as torch's cast; NaN ->
+    0x7F with v's sign bit (torch keeps it too)."""
+    bits = v.to(tl.int32, bitcast=True)
+    sign = (bits >> 31) & 1
+    a_bits = bits & 0x7FFFFFFF
+    a = a_bits.to(tl.float32, bitcast=True)
+    # subnormal range (|v| < 2^-6): multiples of 2^-9; a * 512 is exact and + 2^23 rounds it half-to-even
+    # (m = 8 is the smallest normal, code 0x08, so the codes run on without a seam)
+    sub = ((a * 512.0 + 8388608.0) - 8388608.0).to(tl.int32)
+    # normal: keep 3 mantissa bits, RNE on the 20 dropped ones; the exponent re-biases from 127 to 7
+    rnd = (a_bits + 0x7FFFF + ((a_bits >> 20) & 1)) >> 20
+    code = tl.where(a < 0.015625, sub, rnd - (120 << 3))
+    code = tl.where(a != a, 0x7F, code)
+    return code | (sign << 7)
+
+
+@triton.jit
 def f32_to_e2m1(v):
-    """e2m1 code of v (fp32, |v| <= 6), round to nearest, ties to the even code; sign bit kept."""
+    """e2m1 code of v (fp32, |v| <= 6, or NaN -> 0), round to nearest, ties to the even code; sign bit kept."""
     a = tl.abs(v)
     c = ((a > 0.25).to(tl.int32) + (a >= 0.75).to(tl.int32) + (a > 1.25).to(tl.int32)
          + (a >= 1.75).to(tl.int32) + (a > 2.5).to(tl.int32) + (a >= 3.5).to(tl.int32)
          + (a > 5.0).to(tl.int32))
     sign = (v.to(tl.int32, bitcast=True) >> 31) & 1
-    return c | (sign << 3)
+    # NaN -> code 0 (e2m1 has no NaN): it only arises in a block whose scale is NaN / inf, which decodes it to NaN.
+    return tl.where(v != v, 0, c | (sign << 3))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -111,19 +144,24 @@ def _act_quant_kernel(x_ptr, y_ptr, s_ptr, M, NG, stride_xm, stride_xn, stride_y
     x_ptrs = x_ptr + rows64[:, None, None] * stride_xm + cols.to(tl.int64) * stride_xn
     x = tl.load(x_ptrs, mask=mask, other=0.0).to(tl.float32)
 
+    # NaN is looked for explicitly: a GPU's max drops NaN operands (the interpreter's may too).
+    has_nan = tl.max((x != x).to(tl.int32), axis=2) > 0
     amax = tl.maximum(tl.max(tl.abs(x), axis=2), 1e-4)  # [BLOCK_M, G]
     s = amax * 0.002232142857142857  # f32(1/448)
     if ROUND_POW2:
-        e = pow2_ceil_exponent(s)
+        e = pow2_ceil_exponent(s)  # amax = inf: 255, so s = inf
+        e = tl.where(has_nan, 255, e)
         s = exponent_to_f32(e)
-    q = tl.clamp(tl.div_rn(x, s[:, :, None]), -448.0, 448.0)
-    y = q.to(tl.float8e4nv)
+    s = tl.where(has_nan, float("nan"), s)
+    # NaN (x NaN, s NaN, or inf / inf) must stay NaN through the clamp, as in torch.clamp
+    q = tl.clamp(tl.div_rn(x, s[:, :, None]), -448.0, 448.0, propagate_nan=tl.PropagateNan.ALL)
+    y = f32_to_e4m3(q)
     if INPLACE:
-        out = y.to(tl.float32) * s[:, :, None]
+        out = e4m3_to_f32(y) * s[:, :, None]
         tl.store(x_ptrs, out.to(x_ptr.dtype.element_ty), mask=mask)
     else:
         y_ptrs = y_ptr + rows64[:, None, None] * stride_ym + cols
-        tl.store(y_ptrs, y.to(tl.uint8, bitcast=True), mask=mask)
+        tl.store(y_ptrs, y.to(tl.uint8), mask=mask)
         s_ptrs = s_ptr + rows64[:, None] * stride_sm + grp[None, :]
         smask = rmask[:, None] & gmask[None, :]
         if S_E8M0:
@@ -149,11 +187,13 @@ def _fp4_act_quant_kernel(x_ptr, y_ptr, s_ptr, M, NG, stride_xm, stride_xn, stri
     xo = tl.load(od_ptrs, mask=mask, other=0.0).to(tl.float32)
 
     amax = tl.maximum(tl.max(tl.abs(xe), axis=2), tl.max(tl.abs(xo), axis=2))
+    has_nan = (tl.max((xe != xe).to(tl.int32), axis=2) + tl.max((xo != xo).to(tl.int32), axis=2)) > 0
     amax = tl.maximum(amax, 7.052966104933725e-38)  # 6 * 2^-126
-    e = pow2_ceil_exponent(amax * 0.16666667163372040)  # f32(1/6)
-    s = exponent_to_f32(e)[:, :, None]
-    ce = f32_to_e2m1(tl.clamp(xe / s, -6.0, 6.0))  # s is a power of two: the division is exact
-    co = f32_to_e2m1(tl.clamp(xo / s, -6.0, 6.0))
+    e = pow2_ceil_exponent(amax * 0.16666667163372040)  # f32(1/6); amax = inf: 255 (E8M0 NaN), s = inf
+    e = tl.where(has_nan, 255, e)
+    s = tl.where(has_nan, float("nan"), exponent_to_f32(e))[:, :, None]
+    ce = f32_to_e2m1(tl.clamp(xe / s, -6.0, 6.0, propagate_nan=tl.PropagateNan.ALL))  # s = 2^k: exact division
+    co = f32_to_e2m1(tl.clamp(xo / s, -6.0, 6.0, propagate_nan=tl.PropagateNan.ALL))
     if INPLACE:
         dt = x_ptr.dtype.element_ty
         tl.store(ev_ptrs, (e2m1_to_f32(ce) * s).to(dt), mask=mask)
@@ -250,6 +290,14 @@ def _check_fmt(op, scale_fmt, scale_dtype):
                          "pass scale_fmt='ue8m0' (DeepSeek sets it whenever scale_dtype is fp8)")
 
 
+def _check_writable(x):
+    # As torch's in-place ops (at::assert_no_internal_overlap): an expanded / self-overlapping x is refused, not
+    # written through aliased elements in an order-dependent way. "Too hard to tell" (2) is written, as torch does.
+    if x.numel() > 1 and torch._debug_has_internal_overlap(x) == 1:
+        raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
+                           "single memory location. Please clone() the tensor before performing the operation.")
+
+
 def act_quant_check(x, block_size=128, scale_fmt=None, scale_dtype=None):
     op = "act_quant"
     check_tensor(op, "x", x, _X_DTYPES)
@@ -262,6 +310,7 @@ def act_quant_inplace_check(x, block_size=128, scale_fmt=None):
     check_tensor(op, "x", x, _X_DTYPES)
     _check_block(op, x, block_size)
     _check_fmt(op, scale_fmt, torch.float32)
+    _check_writable(x)
 
 
 def fp4_act_quant_check(x, block_size=32):
@@ -274,6 +323,7 @@ def fp4_act_quant_inplace_check(x, block_size=32):
     op = "fp4_act_quant_inplace"
     check_tensor(op, "x", x, _X_DTYPES)
     _check_block(op, x, block_size, even=True)
+    _check_writable(x)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -285,8 +335,10 @@ def _pow2_ceil_ref(v: torch.Tensor) -> torch.Tensor:
 
 
 def _e8m0_from_pow2_ref(s: torch.Tensor) -> torch.Tensor:
-    b = (torch.log2(s.double()).round() + 127).to(torch.uint8)
-    return b.view(torch.float8_e8m0fnu)
+    """Power-of-two fp32 scales -> E8M0; NaN and inf (E8M0 has no inf) -> byte 255, the E8M0 NaN."""
+    fin = torch.isfinite(s)
+    b = (torch.log2(torch.where(fin, s, 1.0).double()).round() + 127).to(torch.uint8)
+    return torch.where(fin, b, 255).to(torch.uint8).view(torch.float8_e8m0fnu)
 
 
 def _blocks(x: torch.Tensor, block_size: int) -> torch.Tensor:
@@ -314,7 +366,7 @@ def act_quant_inplace_ref(x, block_size=128, scale_fmt=None):
 
 
 def e2m1_round_ref(v: torch.Tensor) -> torch.Tensor:
-    """e2m1 codes (uint8, 0..15) of fp32 v with |v| <= 6: nearest grid value, ties to the even code."""
+    """e2m1 codes (uint8, 0..15) of fp32 v with |v| <= 6 (NaN -> 0): nearest grid value, ties to the even code."""
     grid = torch.tensor(E2M1_VALUES, dtype=torch.float64, device=v.device)
     a = v.double().abs()
     dist = (a[..., None] - grid).abs()
@@ -322,7 +374,8 @@ def e2m1_round_ref(v: torch.Tensor) -> torch.Tensor:
     # for an fp32 input is far larger than 1e-12).
     parity = (torch.arange(8, device=v.device) % 2).double() * 1e-12
     code = (dist + parity).argmin(-1).to(torch.uint8)
-    return code | (torch.signbit(v).to(torch.uint8) << 3)
+    code = code | (torch.signbit(v).to(torch.uint8) << 3)
+    return torch.where(torch.isnan(v), 0, code).to(torch.uint8)   # NaN -> code 0 (see the module docstring)
 
 
 def pack_fp4_ref(codes: torch.Tensor) -> torch.Tensor:
@@ -387,8 +440,9 @@ custom_op("flaggems::fp4_act_quant_inplace", "(Tensor(a!) x, int block_size=32) 
 # ----------------------------------------------------------------------------------------------------
 # Triton implementations (the op's check has run before them)
 # ----------------------------------------------------------------------------------------------------
-# act_quant's e4m3 cast needs FP8 conversion support; the FP4 kernels use integer ops only.
-@implement("flaggems::act_quant", kind="triton", dtypes=_X_DTYPES, requires=("fp8",))
+# Both kernels encode / decode e4m3 and e2m1 with integer ops (no fp8 type in the kernel: Ascend's Triton has
+# none, and gfx942's fp8 is the fnuz flavour), so they run on vendors without fp8 hardware.
+@implement("flaggems::act_quant", kind="triton", dtypes=_X_DTYPES, decodes=("fp8",))
 def _act_quant_triton(x, block_size=128, scale_fmt=None, scale_dtype=None):
     scale_dtype = torch.float32 if scale_dtype is None else scale_dtype
     N = x.shape[-1]
@@ -402,7 +456,7 @@ def _act_quant_triton(x, block_size=128, scale_fmt=None, scale_dtype=None):
     return y, s
 
 
-@implement("flaggems::act_quant_inplace", kind="triton", dtypes=_X_DTYPES, requires=("fp8",))
+@implement("flaggems::act_quant_inplace", kind="triton", dtypes=_X_DTYPES)
 def _act_quant_inplace_triton(x, block_size=128, scale_fmt=None):
     x2 = _as_rows(x)
     if x2 is not None:

@@ -8,6 +8,12 @@ For batch b, query m, head h, with I = topk_idxs[b, m, :] and J = {j : 0 <= I_j 
 The sink is a virtual logit with a zero value: it only enlarges the denominator. A row with no valid
 index returns zeros (never NaN). Output dtype = q dtype; kv must have q's dtype.
 
+Non-finite values follow the torch formulation of that formula, softmax(cat([s_J, sink]))[:|J|] @ kv[I_J]
+(the model's eager path): a NaN score (NaN in q or in a gathered kv row) or a NaN sink makes the head's output
+NaN; a +inf logit (score or sink) too (torch's softmax: inf - inf); a -inf score only drops its term; an
+inf in a gathered kv row reaches the output through p·kv in IEEE arithmetic (0·inf = NaN); a skipped index
+(-1) contributes nothing, whatever its kv row holds.
+
 Kernel: one program per (query, block of heads); it walks the K indices in blocks, gathers the rows,
 and keeps an online softmax (running max / sum) in fp32. As in the reference TileLang kernel the
 unnormalised probabilities are cast to the kv dtype before the P.kv product (tensor-core path on GPU).
@@ -75,16 +81,13 @@ def sparse_attn_ref(q, kv, attn_sink, topk_idxs, softmax_scale):
         g = qf.new_zeros((b, m, k, d))
     else:
         g = kv.double()[torch.arange(b, device=kv.device)[:, None, None], idx.clamp(0, n - 1)]
+    g = torch.where(valid[..., None], g, 0.0)            # a skipped index gathers nothing (not row 0)
     s = torch.einsum("bmhd,bmkd->bmhk", qf, g) * float(softmax_scale)
     s = s.masked_fill(~valid[:, :, None, :], float("-inf"))
     sink = attn_sink.double().view(1, 1, h, 1).expand(b, m, h, 1)
-    logits = torch.cat([s, sink], dim=-1)
-    mx = logits.amax(dim=-1, keepdim=True)
-    mx = torch.where(torch.isneginf(mx), torch.zeros_like(mx), mx)
-    e = torch.exp(logits - mx)
-    denom = e.sum(dim=-1, keepdim=True)
-    p = torch.where(denom > 0, e[..., :k] / torch.where(denom > 0, denom, 1.0), 0.0)
-    return torch.einsum("bmhk,bmkd->bmhd", p, g).to(q.dtype)
+    p = torch.softmax(torch.cat([s, sink], dim=-1), dim=-1)[..., :k]
+    o = torch.einsum("bmhk,bmkd->bmhd", p, g)
+    return torch.where(valid.any(dim=-1)[:, :, None, None], o, 0.0).to(q.dtype)
 
 
 def _sparse_attn_fake(q, kv, attn_sink, topk_idxs, softmax_scale):
@@ -119,6 +122,7 @@ def _sparse_attn_kernel(
     m_i = tl.full([BLOCK_H], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_H], tl.float32)
     acc = tl.zeros([BLOCK_H, BLOCK_D], tl.float32)
+    n_valid = 0
     idx_base = idx_ptr + b * s_ib + m * s_im
     kv_base = kv_ptr + b * s_kb
     for k0 in range(0, K, BLOCK_K):
@@ -126,6 +130,7 @@ def _sparse_attn_kernel(
         idx = tl.load(idx_base + offs_k * s_ik, mask=offs_k < K, other=-1)
         # Anything outside [0, n) is skipped, not clamped: a bad index must never become a real row.
         valid = (idx >= 0) & (idx < N)
+        n_valid += tl.sum(valid.to(tl.int32), axis=0)
         row = tl.where(valid, idx, 0).to(tl.int64)
         kv = tl.load(kv_base + row[:, None] * s_kn + offs_d[None, :] * s_kd,
                      mask=valid[:, None] & d_mask[None, :], other=0.0)
@@ -148,10 +153,14 @@ def _sparse_attn_kernel(
         acc = acc * alpha[:, None] + pv
         m_i = m_new
 
-    m_safe = tl.where(m_i == float("-inf"), 0.0, m_i)
-    denom = l_i + tl.exp(sink - m_safe)
-    # denom is 0 only with no valid index and a -inf sink: the output is then defined as 0.
-    out = tl.where(denom[:, None] > 0, acc / tl.where(denom > 0, denom, 1.0)[:, None], 0.0)
+    # The sink joins the max as in torch's softmax over [scores, sink]: a +inf sink gives inf - inf = NaN, a NaN
+    # one NaN, and all -inf logits NaN (exp(-inf - -inf)). acc and l_i are relative to m_i (or to 0 while
+    # m_i = -inf, where both are 0 up to 0·kv terms, and a = exp(-inf - m2) = 0 keeps them out).
+    m2 = tl.maximum(m_i, sink)
+    a = tl.exp(m_i - m2)
+    denom = l_i * a + tl.exp(sink - m2)
+    # No valid index at all: the output is defined as 0 (whatever the sink).
+    out = tl.where(n_valid > 0, acc * (a / denom)[:, None], 0.0)
     tl.store(o_ptr + b * s_ob + m * s_om + offs_h[:, None] * s_oh + offs_d[None, :] * s_od,
              out.to(o_ptr.dtype.element_ty), mask=h_mask[:, None] & d_mask[None, :])
 

@@ -8,6 +8,7 @@ index_put: self[indices] = values (broadcast), or += with accumulate=True (atomi
 """
 from __future__ import annotations
 
+import math
 from typing import List, Optional
 
 import torch
@@ -21,20 +22,20 @@ from .addressing import MAX_RANK, block_size, geometry, program_coords, restride
 from .copy import contiguous_copy
 from .elementwise import ALL
 from .nonzero import nonzero
-from .take_put import (IDX, accum_buffer, bounds_error, check_enabled, first_bad, load_index, new_flag, put, raise_if,
-                       take_kernel)
+from .index_errors import ADVANCED
+from .take_put import IDX, Bounds, accum_buffer, launch_check, load_index, put, take_kernel
 
 _BIG = 2 ** 62
 
 
 @triton.jit
-def _lin_kernel(lin_ptr, idx_ptr, flag_ptr, N, size, stride, d1, d2, d3, d4, d5,
+def _lin_kernel(lin_ptr, idx_ptr, rec_ptr, N, size, stride, err_kind, err_dim, d1, d2, d3, d4, d5,
                 so0, so1, so2, so3, so4, so5, si0, si1, si2, si3, si4, si5,
                 FIRST: tl.constexpr, CHECK: tl.constexpr, BLOCK: tl.constexpr):
-    # lin[o] += wrap(idx[o]) * stride; an out-of-range component makes lin -1 for good
+    # lin[o] += wrap(idx[o]) * stride; an out-of-range component makes lin -1 for good (and is recorded)
     o, mask, c0, c1, c2, c3, c4, c5 = program_coords(tl.program_id(0), N, d1, d2, d3, d4, d5, BLOCK)
-    i, ok = load_index(idx_ptr, flag_ptr, o, mask, c0, c1, c2, c3, c4, c5, si0, si1, si2, si3, si4, si5, size,
-                       True, CHECK)
+    i, ok = load_index(idx_ptr, rec_ptr, o, mask, c0, c1, c2, c3, c4, c5, si0, si1, si2, si3, si4, si5, size,
+                       err_kind, err_dim, True, CHECK)
     lo = c0 * so0 + c1 * so1 + c2 * so2 + c3 * so3 + c4 * so4 + c5 * so5
     if FIRST:
         acc = tl.zeros([BLOCK], tl.int64)
@@ -81,7 +82,13 @@ def _index_supports(self, indices, *rest, **kw):
 
 
 class _Plan:
-    __slots__ = ("shape", "self_strides", "idx", "idx_strides", "sdim", "n_bound", "wrap", "error", "flag")
+    __slots__ = ("shape", "self_strides", "idx", "idx_strides", "sdim", "n_bound", "wrap", "bounds", "final", "chk")
+
+    def finish(self):
+        """Raise the call's out-of-range error where the check is eager (index_errors.py): torch's message for the
+        first index tensor (in indexing order) holding a bad value."""
+        if self.chk is not None:
+            self.chk.finish(lambda: next(b.error() for b in self.bounds if b.bad() is not None))
 
 
 def _plan(self, indices) -> _Plan:
@@ -114,22 +121,22 @@ def _plan(self, indices) -> _Plan:
     p = _Plan()
     p.shape = [self.size(d) for d in before] + bshape + [self.size(d) for d in after]
     p.self_strides = [self.stride(d) for d in before] + [0] * len(bshape) + [self.stride(d) for d in after]
-    nb = len(bshape)
     zb, za = [0] * len(before), [0] * len(after)
-    p.flag = new_flag(self.device) if check_enabled() else None
-    if len(tens) == 1:
+    p.bounds = [Bounds(ADVANCED, t, self.size(d), d, wrap=True) for d, t in zip(idims, tens)]
+    p.chk = launch_check(self.device, p.bounds[0])[0]
+    # one index tensor is read by the take/put kernel directly, unless the result is empty: torch still
+    # validates the indices then, which the fold below does on the device
+    if len(tens) == 1 and math.prod(p.shape) > 0:
         t = tens[0]
         d = idims[0]
         p.idx = t
         p.idx_strides = zb + restride(t, bshape) + za
         p.sdim, p.n_bound, p.wrap = self.stride(d), self.size(d), True
-        p.error = bounds_error(IndexError, t, self.size(d), d, wrap=True)
+        p.final = p.bounds[0]
     else:
         lin = torch.empty(bshape, dtype=torch.int64, device=self.device)
         n = lin.numel()
-        errs = []
         for k, (d, t) in enumerate(zip(idims, tens)):
-            errs.append(bounds_error(IndexError, t, self.size(d), d, wrap=True))
             if n == 0:
                 continue
             geo = geometry(bshape, [lin.stride(), restride(t, bshape)])
@@ -138,18 +145,12 @@ def _plan(self, indices) -> _Plan:
             block = block_size(n)
             with runtime.device_guard(lin):
                 _lin_kernel[(triton.cdiv(n, block),)](
-                    lin, t, p.flag if p.flag is not None else lin, n, self.size(d), self.stride(d), *dims, *so, *si,
-                    FIRST=k == 0, CHECK=p.flag is not None, BLOCK=block)
-
-        def err():
-            for (d, t), e in zip(zip(idims, tens), errs):
-                if first_bad(t, self.size(d), True) is not None:
-                    return e()
-            return IndexError("index out of bounds")
+                    lin, t, p.chk.rec if p.chk is not None else lin, n, self.size(d), self.stride(d), ADVANCED, d,
+                    *dims, *so, *si, FIRST=k == 0, CHECK=p.chk is not None, BLOCK=block)
         p.idx = lin
         p.idx_strides = zb + list(lin.stride()) + za
-        p.sdim, p.n_bound, p.wrap = 1, _BIG, False
-        p.error = err
+        # the fold has checked every component; lin = -1 marks a bad one, masked by the take/put kernel
+        p.sdim, p.n_bound, p.wrap, p.final = 1, _BIG, False, None
     return p
 
 
@@ -157,20 +158,18 @@ def _plan(self, indices) -> _Plan:
 def index(self, indices):
     p = _plan(self, indices)
     out = torch.empty(p.shape, dtype=self.dtype, device=self.device)
-    if out.numel():
-        n = out.numel()
+    n = out.numel()
+    if n:
         geo = geometry(p.shape, [out.stride(), p.self_strides, p.idx_strides])
         assert geo is not None, "supports() keeps the result rank <= 6"
         dims, (so, ss, si) = geo
         block = block_size(n)
-        check = p.flag is not None
+        check = p.chk is not None and p.final is not None
         with runtime.device_guard(out):
             take_kernel[(triton.cdiv(n, block),)](
-                out, self, p.idx, p.flag if check else out, n, p.n_bound, p.sdim, *dims, *so, *ss, *si,
-                WRAP=p.wrap, CHECK=check, BLOCK=block)
-    elif p.wrap and p.idx.numel() and first_bad(p.idx, p.n_bound, True) is not None:
-        raise p.error()  # nothing to read, but torch still validates the indices
-    raise_if(p.flag, p.error)
+                out, self, p.idx, p.chk.rec if check else out, n, p.n_bound, p.sdim, ADVANCED,
+                p.final.dim if check else 0, *dims, *so, *ss, *si, WRAP=p.wrap, CHECK=check, BLOCK=block)
+    p.finish()
     return out
 
 
@@ -211,8 +210,8 @@ def _index_put_impl(self, indices, values, accumulate):
     else:
         buf, finish = self, (lambda: self)
     put(buf, values, p.idx, shape, p.self_strides, vstr, p.idx_strides, p.sdim, p.n_bound, p.wrap, accumulate,
-        error=p.error, flag=p.flag)
-    raise_if(p.flag, p.error)
+        bounds=p.final, chk=p.chk)
+    p.finish()
     return finish()
 
 

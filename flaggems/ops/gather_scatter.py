@@ -3,6 +3,7 @@
 gather:      out[i][j][k] = self[index[i][j][k]][j][k]            (dim = 0; likewise for other dims)
 scatter:     out = self; out[index[i][j][k]][j][k] = src[i][j][k]  (or a scalar value)
 scatter_add / scatter(reduce='add'): ... += src[i][j][k]           (atomic adds, see take_put.py)
+scatter(reduce='multiply'):          ... *= src[i][j][k]           (compare-and-swap loops, see put_multiply.py)
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from ..registry import implement
 from . import elementwise as ew
 from .addressing import MAX_RANK
 from .elementwise import ALL
-from .take_put import accum_buffer, bounds_error, fresh, put, take, target_reason
+from .index_errors import ALONG_DIM
+from .put_multiply import put_multiply
+from .take_put import Bounds, accum_buffer, fresh, put, take, target_reason
 
 
 def _along_dim_reason(self, dim, index):
@@ -52,7 +55,7 @@ def _gather_into(out, self, dim, index):
     sdim = ss[d]
     ss[d] = 0
     return take(out, self, index, ss, index.stride(), sdim, self.size(d), False,
-                bounds_error(RuntimeError, index, self.size(d), d))
+                Bounds(ALONG_DIM, index, self.size(d), d))
 
 
 @implement("aten::gather.default", kind="triton", supports=_gather_supports)
@@ -84,10 +87,11 @@ def _scatter_check(self, dim, index, src=None):
 
 
 def _reduce_ok(reduce):
-    return None if reduce is None or reduce == "add" else f"reduce={reduce}"
+    return None if reduce in (None, "add", "multiply") else f"reduce={reduce}"
 
 
 def _scatter_into(dst, dim, index, src, accumulate):
+    """Scatter src into dst along dim: store (accumulate False), add (True or "add") or multiply ("multiply")."""
     d = dim % dst.dim()
     shape = list(index.shape)
     sd = list(dst.stride())
@@ -98,16 +102,24 @@ def _scatter_into(dst, dim, index, src, accumulate):
     else:
         src = torch.full((), src, dtype=dst.dtype, device=dst.device)
         vstr = [0] * len(shape)
-    err = bounds_error(RuntimeError, index, dst.size(d), d)
+    err = Bounds(ALONG_DIM, index, dst.size(d), d)
+    if accumulate == "multiply":
+        buf, finish = accum_buffer(dst)
+        if buf is not dst:
+            sd = list(buf.stride())
+            ddim = sd[d]
+            sd[d] = 0
+        put_multiply(buf, src, index, shape, sd, vstr, index.stride(), ddim, dst.size(d), err)
+        return finish()
     if accumulate:
         buf, finish = accum_buffer(dst)
         if buf is not dst:
             sd = list(buf.stride())
             ddim = sd[d]
             sd[d] = 0
-        put(buf, src, index, shape, sd, vstr, index.stride(), ddim, dst.size(d), False, True, error=err)
+        put(buf, src, index, shape, sd, vstr, index.stride(), ddim, dst.size(d), False, True, bounds=err)
         return finish()
-    return put(dst, src, index, shape, sd, vstr, index.stride(), ddim, dst.size(d), False, False, error=err)
+    return put(dst, src, index, shape, sd, vstr, index.stride(), ddim, dst.size(d), False, False, bounds=err)
 
 
 def _sc_supports(inplace=False, has_reduce=False, with_out=False):
@@ -120,8 +132,10 @@ def _sc_supports(inplace=False, has_reduce=False, with_out=False):
             r = _reduce_ok(red)
             if r is not None:
                 return r
-            if red == "add" and self.dtype == torch.bool:
-                return "bool add"
+            if red is not None and self.dtype == torch.bool:
+                return f"bool {red}"
+            if red == "multiply" and self.numel() == 0:
+                return "empty self (the multiply put addresses its first element)"
         target = self if inplace else kw.get("out")
         if target is not None:
             r = target_reason(target, self, index, src, "src")
@@ -145,12 +159,12 @@ def scatter_value(self, dim, index, value):
 
 @implement("aten::scatter.reduce", kind="triton", supports=_sc_supports(has_reduce=True))
 def scatter_reduce_src(self, dim, index, src, *, reduce):
-    return _scatter_into(fresh(self), dim, index, src, True)
+    return _scatter_into(fresh(self), dim, index, src, reduce)
 
 
 @implement("aten::scatter.value_reduce", kind="triton", supports=_sc_supports(has_reduce=True))
 def scatter_value_reduce(self, dim, index, value, *, reduce):
-    return _scatter_into(fresh(self), dim, index, value, True)
+    return _scatter_into(fresh(self), dim, index, value, reduce)
 
 
 @implement("aten::scatter_.src", kind="triton", supports=_sc_supports(inplace=True))
@@ -165,13 +179,13 @@ def scatter__value(self, dim, index, value):
 
 @implement("aten::scatter_.reduce", kind="triton", supports=_sc_supports(inplace=True, has_reduce=True))
 def scatter__reduce(self, dim, index, src, *, reduce):
-    return _scatter_into(self, dim, index, src, True)
+    return _scatter_into(self, dim, index, src, reduce)
 
 
 @implement("aten::scatter_.value_reduce", kind="triton",
            supports=_sc_supports(inplace=True, has_reduce=True))
 def scatter__value_reduce(self, dim, index, value, *, reduce):
-    return _scatter_into(self, dim, index, value, True)
+    return _scatter_into(self, dim, index, value, reduce)
 
 
 @implement("aten::scatter.src_out", kind="triton", supports=_sc_supports(with_out=True))

@@ -12,7 +12,8 @@ from ..registry import implement
 from . import elementwise as ew
 from .addressing import MAX_RANK
 from .elementwise import ALL
-from .take_put import IDX, accum_buffer, bounds_error, fresh, put, take, target_reason
+from .index_errors import ALONG_DIM, SELECT
+from .take_put import IDX, Bounds, accum_buffer, fresh, put, take, target_reason
 
 
 def _index_select_supports(self, dim, index, *, out=None):
@@ -24,6 +25,8 @@ def _index_select_supports(self, dim, index, *, out=None):
         return "dim out of range"
     if self.dim() == 0:
         return "0-dim self"
+    if self.numel() == 0:
+        return "empty self (torch's own checks: RuntimeError for any index into a 0-row table)"
     if self.dim() > MAX_RANK:
         return f"rank > {MAX_RANK}"
     if out is not None and (out.dtype != self.dtype or ew.same_storage(out, self) or ew.same_storage(out, index)):
@@ -41,7 +44,7 @@ def _index_select_into(out, self, dim, index):
     si = [0] * len(shape)
     si[d] = index.stride(0) if index.dim() else 0
     return take(out, self, index, ss, si, sdim, self.size(d), False,
-                bounds_error(IndexError, index, self.size(d), d, fixed_msg="index out of range in self"))
+                Bounds(SELECT, index, self.size(d), d))
 
 
 @implement("aten::index_select.default", kind="triton", supports=_index_select_supports)
@@ -70,6 +73,8 @@ def _embedding_supports(weight, indices, padding_idx=-1, scale_grad_by_freq=Fals
         return "indices dtype (torch raises)"
     if indices.dim() + 1 > MAX_RANK:
         return f"rank > {MAX_RANK}"
+    if weight.numel() == 0:
+        return "empty weight (torch's own checks: RuntimeError for any index into a 0-row table)"
     return None
 
 
@@ -81,7 +86,7 @@ def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=
     ss = [0] * indices.dim() + [weight.stride(1)]
     si = list(indices.stride()) + [0]
     return take(out, weight, indices, ss, si, weight.stride(0), weight.size(0), False,
-                bounds_error(IndexError, indices, weight.size(0), 0, fixed_msg="index out of range in self"))
+                Bounds(SELECT, indices, weight.size(0), 0))
 
 
 def _index_add_supports(self, dim, index, source, *, alpha=1, out=None, inplace=False):
@@ -96,6 +101,8 @@ def _index_add_supports(self, dim, index, source, *, alpha=1, out=None, inplace=
     nd = self.dim()
     if nd == 0 or not -nd <= dim < nd:
         return "0-dim self or dim out of range"
+    if self.numel() == 0:
+        return "empty self (torch returns it for a multi-dim self without checking the index)"
     if nd > MAX_RANK:
         return f"rank > {MAX_RANK}"
     d = dim % nd
@@ -121,7 +128,7 @@ def _index_add_into(dst, dim, index, source, alpha):
     si = [0] * len(shape)
     si[d] = index.stride(0) if index.dim() else 0
     put(buf, source, index, shape, sd, list(source.stride()), si, ddim, dst.size(d), False, True, alpha=alpha,
-        error=bounds_error(IndexError, index, dst.size(d), d, fixed_msg="index out of range in self"))
+        bounds=Bounds(ALONG_DIM, index, dst.size(d), d))
     return finish()
 
 

@@ -111,6 +111,9 @@ def _out_dtype(x, half_to_float):
 
 
 def _supports(x, dim, half_to_float, *, out=None):
+    nd = max(x.dim(), 1)
+    if not -nd <= dim < nd:
+        return "dim out of range (torch raises IndexError)"
     if half_to_float and x.dtype not in (torch.float16, torch.bfloat16):
         return "half_to_float on a non-half input"  # torch raises: let it
     if out is not None and (out.dtype != _out_dtype(x, half_to_float) or tuple(out.shape) != tuple(x.shape)):
@@ -141,6 +144,9 @@ def log_softmax_out(x, dim, half_to_float, *, out):
 
 
 def _safe_supports(x, dim, dtype=None):
+    nd = max(x.dim(), 1)
+    if not -nd <= dim < nd:
+        return "dim out of range (torch raises IndexError)"
     if dtype is not None and dtype not in FLOAT:
         return f"dtype {dtype}"
     return None

@@ -1,17 +1,25 @@
-"""sort / topk along one dim with a bitonic sort of (key, index) pairs held in one tile per row.
+"""sort / topk along one dim: a bitonic sort of (key, index) pairs, in one tile per row or merged across tiles.
 
-Each value becomes an int64 key whose signed order is the value order torch uses: floats via their bits
-(negative floats with the magnitude bits flipped), -0.0 folded onto +0.0 and every NaN onto one NaN above +inf
-(torch sorts NaN as the largest value); integers as themselves; ``descending`` / ``largest`` complement the
-key. Pairs are compared as (key, index), so equal values keep their original order: the result equals a
-*stable* sort for every call, and topk breaks ties towards the lower index (torch's CPU topk picks among ties
-in an unspecified order, so tied indices may differ from it; values never do). ``sorted=False`` still returns
-the sorted order. Values are re-read from the input through the sorted indices, so -0.0 and NaN payloads come
-back unchanged.
+Each value becomes an ordered int64 key (sort_keys.py). Pairs are compared as (key, index), so equal values keep
+their original order: the result equals a *stable* sort for every call, and topk breaks ties towards the lower
+index (the cpu vendor's topk reproduces torch's CPU tie-breaking instead, topk_cpu.py). ``sorted=False`` still
+returns the sorted order. Values are re-read from the input through the sorted indices, so -0.0 and NaN
+payloads come back unchanged.
 
-Rows up to 16384 elements are one tile (several short rows share a tile); longer rows go to torch. The row is
-addressed through strides ([outer, n, inner]), so sorting a middle dim needs no transpose; outputs are written
-contiguous in the input's shape.
+Rows up to TILE elements (16384 under the interpreter, 2048 on a device) are sorted in registers, several short
+rows sharing a tile (``_sort_kernel``). Longer rows, of any length, are sorted in global scratch memory:
+
+    1. every TILE-sized chunk of a row is sorted ascending in registers (``_tile_sort_kernel``);
+    2. for run length S = TILE, 2*TILE, ... < N' (N' = next power of two >= N, the tail padded with keys above
+       every value): two sorted runs [b*2S, b*2S + S) and [b*2S + S, (b+1)*2S) are merged by a bitonic merge —
+       element b*2S + j against b*2S + 2S-1-j (the two runs read against each other), then half-cleaners at
+       distances S/2, ..., TILE (``_merge_step_kernel``, one launch each: partners in different tiles), then the
+       distances TILE/2, ..., 1 inside each tile in registers (``_tile_merge_kernel``, which also writes the first
+       K results after the last run).
+
+That is log2(N'/TILE) * (log2(N'/TILE) + 3) / 2 + 1 launches, each O(N') work. The row is addressed through
+strides ([outer, n, inner]), so sorting a middle dim needs no transpose; outputs are written in the input's
+shape (through their strides where row-addressable).
 """
 from __future__ import annotations
 
@@ -23,31 +31,10 @@ from .. import runtime
 from ..registry import implement
 from . import elementwise as ew
 from .elementwise import ALL
-from .rows import rows_layout
+from .sort_keys import kind_of, ordered_key, rows_done, rows_io
+from .topk_cpu import topk_cpu_compat
 
-MAX_SORT_N = 16384
-_INT64_MAX = 2 ** 63 - 1
-
-
-@triton.jit
-def _ordered_key(v, DESC: tl.constexpr, KIND: tl.constexpr):
-    if KIND == 0:    # floats of <= 32 bits, compared in fp32 (exact widening)
-        f = v.to(tl.float32)
-        b = f.to(tl.int32, bitcast=True)
-        b = tl.where(f == 0, 0, b)
-        b = tl.where(f != f, 0x7FC00000, b)
-        b = tl.where(b < 0, b ^ 0x7FFFFFFF, b)
-        k = b.to(tl.int64)
-    elif KIND == 1:  # fp64
-        b = v.to(tl.int64, bitcast=True)
-        b = tl.where(v == 0, 0, b)
-        b = tl.where(v != v, 0x7FF8000000000000, b)
-        k = tl.where(b < 0, b ^ 0x7FFFFFFFFFFFFFFF, b)
-    else:            # integers and bool
-        k = v.to(tl.int64)
-    if DESC:
-        k = ~k
-    return k
+_DEFAULT = {"TILE": 2048, "BLOCK": 1024}
 
 
 @triton.jit
@@ -101,7 +88,7 @@ def _sort_kernel(x_ptr, v_ptr, i_ptr, M, M2, N, K, sx1, sx2, sxn, sv1, sv2, svn,
     cols = tl.arange(0, BLOCK_N)
     mask = row_mask[:, None] & (cols < N)[None, :]
     x = tl.load(x_ptr + xb[:, None] + cols[None, :].to(tl.int64) * sxn, mask=mask, other=0)
-    key = tl.where(mask, _ordered_key(x, DESC, KIND), 9223372036854775807)
+    key = tl.where(mask, ordered_key(x, DESC, KIND), 9223372036854775807)
     ids = tl.broadcast_to(cols[None, :], [BLOCK_M, BLOCK_N])
     key, ids = _sort_pairs(key, ids, LOG_N)
     ids64 = ids.to(tl.int64)
@@ -112,25 +99,86 @@ def _sort_kernel(x_ptr, v_ptr, i_ptr, M, M2, N, K, sx1, sx2, sxn, sv1, sv2, svn,
     tl.store(i_ptr + (r1 * si1 + r2 * si2)[:, None] + c64 * sin_, ids64, mask=out_mask)
 
 
-def _kind(dt):
-    if dt == torch.float64:
-        return 1
-    if dt.is_floating_point:
-        return 0
-    return 2
+@triton.jit
+def _tile_sort_kernel(x_ptr, key_ptr, id_ptr, M2, N, NP, TILES, sx1, sx2, sxn,
+                      KIND: tl.constexpr, DESC: tl.constexpr, TILE: tl.constexpr, LOG_T: tl.constexpr):
+    """Step 1: chunk ``pid % TILES`` of row ``pid // TILES`` sorted ascending by (key, index) into the scratch rows
+    key/id [M, NP]; positions past N get the largest key (and indices >= N, so they sort after every value)."""
+    pid = tl.program_id(0).to(tl.int64)
+    row = pid // TILES
+    cols = (pid % TILES) * TILE + tl.arange(0, TILE)
+    ok = cols < N
+    xb = (row // M2) * sx1 + (row % M2) * sx2
+    x = tl.load(x_ptr + xb + cols * sxn, mask=ok, other=0)
+    key = tl.where(ok, ordered_key(x, DESC, KIND), 9223372036854775807)
+    key, ids = _sort_pairs(key[None, :], cols.to(tl.int32)[None, :], LOG_T)
+    tl.store(key_ptr + row * NP + cols[None, :], key)
+    tl.store(id_ptr + row * NP + cols[None, :], ids)
 
 
-def _check(self, dim, k=None, outs=(), limit=True):
+@triton.jit
+def _merge_step_kernel(key_ptr, id_ptr, PAIRS, NP, H, FLIP: tl.constexpr, BLOCK: tl.constexpr):
+    """Step 2, across tiles: pair q of a row compares position i = (q // H) * 2H + q % H with its partner, the
+    mirror (b*2H + 2H-1 - (q % H)) if FLIP else i + H, and keeps the smaller (key, index) at i."""
+    p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = p < PAIRS
+    half = NP // 2
+    row = p // half
+    q = p % half
+    j = q % H
+    blk = (q // H) * (2 * H)
+    i = row * NP + blk + j
+    if FLIP:
+        pi = row * NP + blk + 2 * H - 1 - j
+    else:
+        pi = i + H
+    ki = tl.load(key_ptr + i, mask=live)
+    kp = tl.load(key_ptr + pi, mask=live)
+    ii = tl.load(id_ptr + i, mask=live)
+    ip = tl.load(id_ptr + pi, mask=live)
+    swap = (ki > kp) | ((ki == kp) & (ii > ip))
+    tl.store(key_ptr + i, tl.where(swap, kp, ki), mask=live)
+    tl.store(key_ptr + pi, tl.where(swap, ki, kp), mask=live)
+    tl.store(id_ptr + i, tl.where(swap, ip, ii), mask=live)
+    tl.store(id_ptr + pi, tl.where(swap, ii, ip), mask=live)
+
+
+@triton.jit
+def _tile_merge_kernel(key_ptr, id_ptr, x_ptr, v_ptr, i_ptr, M2, K, NP, TILES, sx1, sx2, sxn, sv1, sv2, svn,
+                       si1, si2, sin_, FINAL: tl.constexpr, TILE: tl.constexpr, LOG_T: tl.constexpr):
+    """Step 2, inside a tile: the half-cleaners at distances TILE/2 .. 1 (each tile holds a bitonic sequence whose
+    elements all sit between those of the tiles before and after it). FINAL: write the first K (values re-read from
+    x through the indices) instead of the scratch."""
+    pid = tl.program_id(0).to(tl.int64)
+    row = pid // TILES
+    cols = (pid % TILES) * TILE + tl.arange(0, TILE)
+    key = tl.load(key_ptr + row * NP + cols)[None, :]
+    ids = tl.load(id_ptr + row * NP + cols)[None, :]
+    key, ids = _merge(key, ids, LOG_T, False, LOG_T)
+    if FINAL:
+        r1 = row // M2
+        r2 = row % M2
+        ids64 = ids.to(tl.int64)
+        out = cols[None, :] < K
+        v = tl.load(x_ptr + r1 * sx1 + r2 * sx2 + ids64 * sxn, mask=out)
+        tl.store(v_ptr + r1 * sv1 + r2 * sv2 + cols[None, :] * svn, v, mask=out)
+        tl.store(i_ptr + r1 * si1 + r2 * si2 + cols[None, :] * sin_, ids64, mask=out)
+    else:
+        tl.store(key_ptr + row * NP + cols[None, :], key)
+        tl.store(id_ptr + row * NP + cols[None, :], ids)
+
+
+def _check(self, dim, k=None, outs=()):
     if self.dtype not in ALL:
         return f"dtype {self.dtype}"
+    if k is not None and self.dtype == torch.bool:
+        return "topk on bool (torch raises)"
     if self.dim() == 0:
         return "0-dim input"
     nd = self.dim()
     if not -nd <= dim < nd:
         return "dim out of range (torch raises)"
     n = self.size(dim) if self.dim() else 1
-    if limit and n > MAX_SORT_N:
-        return f"sorted dim longer than {MAX_SORT_N}"
     if k is not None and not 0 <= k <= n:
         return "k out of range (torch raises)"
     for o, dt in outs:
@@ -143,36 +191,12 @@ def _check(self, dim, k=None, outs=(), limit=True):
     return None
 
 
-def _rows_io(x, d, k, values, indices):
-    """Outputs for the first k of every row of x along d: (values, indices) allocated or resized to x's shape
-    with k at d, and, unless they are empty, (x', tv, ti, x' rows, tv strides, ti strides): x' a row-addressable
-    view or copy of x, tv/ti the outputs or contiguous temporaries where their layout is not row-addressable."""
-    shape = list(x.shape)
-    shape[d] = k
-    if values is None:
-        values = torch.empty(shape, dtype=x.dtype, device=x.device)
-    if indices is None:
-        indices = torch.empty(shape, dtype=torch.int64, device=x.device)
-    for o in (values, indices):
-        if list(o.shape) != shape:
-            o.resize_(shape)
-    if values.numel() == 0:
-        return values, indices, None
-    lx = rows_layout(x, d)
-    if lx is None:
-        x = x.contiguous()
-        lx = rows_layout(x, d)
-    tv = values if rows_layout(values, d) is not None else torch.empty(shape, dtype=x.dtype, device=x.device)
-    ti = indices if rows_layout(indices, d) is not None else torch.empty(shape, dtype=torch.int64, device=x.device)
-    return values, indices, (x, tv, ti, lx, rows_layout(tv, d)[2:], rows_layout(ti, d)[2:])
-
-
-def _rows_done(values, indices, tv, ti):
-    if tv is not values:
-        values.copy_(tv)
-    if ti is not indices:
-        indices.copy_(ti)
-    return values, indices
+def _tile(dtype) -> dict:
+    """TILE (elements sorted in registers per program) and BLOCK (pairs per merge-step program)."""
+    if runtime.interpreting():
+        # the interpreter pays per program: large tiles
+        return {"TILE": 16384, "BLOCK": 65536}
+    return runtime.launch_config("sort", dtype, _DEFAULT)
 
 
 def sort_rows(self, dim, k, descending, values=None, indices=None):
@@ -180,19 +204,47 @@ def sort_rows(self, dim, k, descending, values=None, indices=None):
     x = self if self.dim() else self.reshape(1)
     d = dim % x.dim()
     n = x.size(d)
-    values, indices, rows = _rows_io(x, d, k, values, indices)
+    values, indices, rows = rows_io(x, d, k, values, indices)
     if rows is None:
         return values, indices
     x, tv, ti, (M, M2, sx1, sx2, sxn), (sv1, sv2, svn), (si1, si2, sin_) = rows
+    cfg = _tile(self.dtype)
+    tile = cfg["TILE"]
     block_n = triton.next_power_of_2(n)
-    tile = 16384 if runtime.interpreting() else 2048
-    block_m = max(1, min(triton.next_power_of_2(M), tile // block_n))
     with runtime.device_guard(x):
-        _sort_kernel[(triton.cdiv(M, block_m),)](
-            x, tv, ti, M, M2, n, k, sx1, sx2, sxn, sv1, sv2, svn, si1, si2, sin_,
-            KIND=_kind(self.dtype), DESC=bool(descending), BLOCK_M=block_m, BLOCK_N=block_n,
-            LOG_N=block_n.bit_length() - 1)
-    return _rows_done(values, indices, tv, ti)
+        if block_n <= tile:
+            block_m = max(1, min(triton.next_power_of_2(M), tile // block_n))
+            _sort_kernel[(triton.cdiv(M, block_m),)](
+                x, tv, ti, M, M2, n, k, sx1, sx2, sxn, sv1, sv2, svn, si1, si2, sin_,
+                KIND=kind_of(self.dtype), DESC=bool(descending), BLOCK_M=block_m, BLOCK_N=block_n,
+                LOG_N=block_n.bit_length() - 1)
+        else:
+            _sort_long(x, tv, ti, M, M2, n, k, (sx1, sx2, sxn), (sv1, sv2, svn), (si1, si2, sin_),
+                       kind_of(self.dtype), bool(descending), tile, cfg["BLOCK"])
+    return rows_done(values, indices, tv, ti)
+
+
+def _sort_long(x, tv, ti, M, M2, n, k, sx, sv, si, kind, desc, tile, block):
+    """Rows longer than a tile: the merge steps of the module docstring on [M, N'] scratch keys and indices."""
+    np_ = triton.next_power_of_2(n)
+    tiles = np_ // tile
+    log_t = tile.bit_length() - 1
+    keys = torch.empty((M, np_), dtype=torch.int64, device=x.device)
+    ids = torch.empty((M, np_), dtype=torch.int32, device=x.device)
+    grid = (M * tiles,)
+    _tile_sort_kernel[grid](x, keys, ids, M2, n, np_, tiles, *sx, KIND=kind, DESC=desc, TILE=tile, LOG_T=log_t)
+    pairs = M * np_ // 2
+    steps = (triton.cdiv(pairs, block),)
+    run = tile
+    while run < np_:
+        _merge_step_kernel[steps](keys, ids, pairs, np_, run, FLIP=True, BLOCK=block)
+        h = run // 2
+        while h >= tile:
+            _merge_step_kernel[steps](keys, ids, pairs, np_, h, FLIP=False, BLOCK=block)
+            h //= 2
+        run *= 2
+        _tile_merge_kernel[grid](keys, ids, x, tv, ti, M2, k, np_, tiles, *sx, *sv, *si, FINAL=run == np_,
+                                 TILE=tile, LOG_T=log_t)
 
 
 def _dimsize(self, dim):
@@ -200,19 +252,18 @@ def _dimsize(self, dim):
 
 
 @implement("aten::topk.default", kind="triton",
-           supports=lambda self, k, dim=-1, largest=True, sorted=True: _check(
-               self, dim, k, limit=self.device.type != "cpu"))
+           supports=lambda self, k, dim=-1, largest=True, sorted=True: _check(self, dim, k))
 def topk(self, k, dim=-1, largest=True, sorted=True):
-    if self.device.type == "cpu":
+    if runtime.interpreting():
         return topk_cpu_compat(self, dim, k, largest, sorted)
     return sort_rows(self, dim, k, largest)
 
 
 @implement("aten::topk.values", kind="triton",
            supports=lambda self, k, dim=-1, largest=True, sorted=True, *, values, indices: _check(
-               self, dim, k, ((values, self.dtype), (indices, torch.int64)), limit=self.device.type != "cpu"))
+               self, dim, k, ((values, self.dtype), (indices, torch.int64))))
 def topk_values(self, k, dim=-1, largest=True, sorted=True, *, values, indices):
-    if self.device.type == "cpu":
+    if runtime.interpreting():
         return topk_cpu_compat(self, dim, k, largest, sorted, values, indices)
     return sort_rows(self, dim, k, largest, values, indices)
 
@@ -241,247 +292,3 @@ def sort_values(self, dim=-1, descending=False, *, values, indices):
                self, dim, None, ((values, self.dtype), (indices, torch.int64))))
 def sort_values_stable(self, *, stable=None, dim=-1, descending=False, values, indices):
     return sort_rows(self, dim, _dimsize(self, dim), descending, values, indices)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# topk with torch's CPU tie-breaking
-#
-# torch's CPU topk (ATen/native/TopKImpl.h) fills a queue of (value, index) pairs and runs libstdc++'s
-# std::partial_sort (when k * 64 <= n) or std::nth_element followed by std::sort of the first k - 1 entries.
-# Which of several equal values it returns, and in what order, is whatever those algorithms leave behind; a
-# model whose scores tie (ReLU zeros, masked -inf) picks different entries if we break ties any other way.
-# On the CPU device we therefore run the same algorithms, step for step, as sequential scalar code on a scratch
-# copy of each row (one program per row): introselect with median-of-three pivots and the heap-select
-# fallback, introsort with an explicit stack, insertion sorts, libstdc++'s heap routines. The comparator is
-# the one torch passes (NaN largest), applied to the ordered integer keys. This kernel is for the CPU device
-# only (scalar global-memory traffic is the wrong shape for a GPU, whose torch breaks ties differently anyway).
-
-@triton.jit
-def _comp(kp, a, b):
-    return tl.load(kp + a) < tl.load(kp + b)
-
-
-@triton.jit
-def _swap(kp, ip, a, b):
-    ka = tl.load(kp + a)
-    kb = tl.load(kp + b)
-    ia = tl.load(ip + a)
-    ib = tl.load(ip + b)
-    tl.store(kp + a, kb)
-    tl.store(kp + b, ka)
-    tl.store(ip + a, ib)
-    tl.store(ip + b, ia)
-
-
-@triton.jit
-def _move(kp, ip, dst, src):
-    tl.store(kp + dst, tl.load(kp + src))
-    tl.store(ip + dst, tl.load(ip + src))
-
-
-@triton.jit
-def _partition_pivot(kp, ip, f, l):
-    # __unguarded_partition_pivot: median of (f+1, mid, l-1) to f, then Hoare partition of [f+1, l) around it
-    a = f + 1
-    b = f + (l - f) // 2
-    c = l - 1
-    ab = _comp(kp, a, b)
-    bc = _comp(kp, b, c)
-    ac = _comp(kp, a, c)
-    t = tl.where(ab, tl.where(bc, b, tl.where(ac, c, a)), tl.where(ac, a, tl.where(bc, c, b)))
-    _swap(kp, ip, f, t)
-    pk = tl.load(kp + f)
-    lo = f + 1
-    hi = l
-    done = lo < 0
-    while done == 0:
-        while tl.load(kp + lo) < pk:
-            lo += 1
-        hi -= 1
-        while pk < tl.load(kp + hi):
-            hi -= 1
-        if lo < hi:
-            _swap(kp, ip, lo, hi)
-            lo += 1
-        else:
-            done = lo >= 0
-    return lo
-
-
-@triton.jit
-def _insertion_sort(kp, ip, f, l):
-    i = f + 1
-    while i < l:
-        vk = tl.load(kp + i)
-        vi = tl.load(ip + i)
-        j = i
-        while (j > f) & (vk < tl.load(kp + tl.maximum(j - 1, f))):
-            _move(kp, ip, j, j - 1)
-            j -= 1
-        tl.store(kp + j, vk)
-        tl.store(ip + j, vi)
-        i += 1
-
-
-@triton.jit
-def _adjust_heap(kp, ip, f, hole, length, vk, vi):
-    top = hole
-    second = hole
-    while second < (length - 1) // 2:
-        second = 2 * (second + 1)
-        second -= _comp(kp, f + second, f + second - 1).to(tl.int64)
-        _move(kp, ip, f + hole, f + second)
-        hole = second
-    if ((length & 1) == 0) & (second == (tl.maximum(length, 2) - 2) // 2):
-        second = 2 * (second + 1)
-        _move(kp, ip, f + hole, f + second - 1)
-        hole = second - 1
-    # __push_heap
-    parent = (tl.maximum(hole, 1) - 1) // 2
-    while (hole > top) & (tl.load(kp + f + parent) < vk):
-        _move(kp, ip, f + hole, f + parent)
-        hole = parent
-        parent = (tl.maximum(hole, 1) - 1) // 2
-    tl.store(kp + f + hole, vk)
-    tl.store(ip + f + hole, vi)
-
-
-@triton.jit
-def _pop_heap(kp, ip, f, l, r):
-    vk = tl.load(kp + r)
-    vi = tl.load(ip + r)
-    _move(kp, ip, r, f)
-    _adjust_heap(kp, ip, f, f * 0, l - f, vk, vi)
-
-
-@triton.jit
-def _heap_select(kp, ip, f, m, l):
-    length = m - f
-    p = tl.where(length >= 2, (tl.maximum(length, 2) - 2) // 2, -1)
-    while p >= 0:
-        _adjust_heap(kp, ip, f, p, length, tl.load(kp + f + p), tl.load(ip + f + p))
-        p -= 1
-    i = m
-    while i < l:
-        if _comp(kp, i, f):
-            _pop_heap(kp, ip, f, m, i)
-        i += 1
-
-
-@triton.jit
-def _sort_heap(kp, ip, f, l):
-    while l - f > 1:
-        l -= 1
-        _pop_heap(kp, ip, f, l, l)
-
-
-@triton.jit
-def _lg(n):
-    # floor(log2(n)) for n >= 1
-    r = n * 0
-    while n > 1:
-        n = n // 2
-        r += 1
-    return r
-
-
-@triton.jit
-def _introselect(kp, ip, f, nth, l):
-    depth = _lg(l - f) * 2
-    done = f < 0
-    while ((l - f) > 3) & (done == 0):
-        if depth == 0:
-            _heap_select(kp, ip, f, nth + 1, l)
-            _swap(kp, ip, f, nth)
-            done = f >= 0
-        else:
-            depth -= 1
-            cut = _partition_pivot(kp, ip, f, l)
-            go_right = cut <= nth
-            f = tl.where(go_right, cut, f)
-            l = tl.where(go_right, l, cut)
-    if done == 0:
-        _insertion_sort(kp, ip, f, l)
-
-
-@triton.jit
-def _std_sort(kp, ip, sp, f0, l0):
-    # __introsort_loop (threshold 16) with its right-hand recursion on an explicit stack, then the final
-    # insertion sort over the whole range
-    if l0 - f0 > 1:
-        tl.store(sp + 0, f0)
-        tl.store(sp + 1, l0)
-        tl.store(sp + 2, _lg(l0 - f0) * 2)
-        top = f0 * 0 + 1
-        while top > 0:
-            top -= 1
-            f = tl.load(sp + 3 * top)
-            l = tl.load(sp + 3 * top + 1)
-            d = tl.load(sp + 3 * top + 2)
-            while l - f > 16:
-                if d == 0:
-                    _heap_select(kp, ip, f, l, l)
-                    _sort_heap(kp, ip, f, l)
-                    l = f
-                else:
-                    d -= 1
-                    cut = _partition_pivot(kp, ip, f, l)
-                    tl.store(sp + 3 * top, cut)
-                    tl.store(sp + 3 * top + 1, l)
-                    tl.store(sp + 3 * top + 2, d)
-                    top += 1
-                    l = cut
-        _insertion_sort(kp, ip, f0, l0)
-
-
-@triton.jit
-def _topk_cpu_kernel(x_ptr, v_ptr, i_ptr, kbuf, ibuf, stack, M2, N, K, sx1, sx2, sxn, sv1, sv2, svn, si1, si2, sin_,
-                     KIND: tl.constexpr, DESC: tl.constexpr, SORTED: tl.constexpr, PARTIAL: tl.constexpr,
-                     BLOCK_N: tl.constexpr):
-    row = tl.program_id(0).to(tl.int64)
-    r1 = row // M2
-    r2 = row % M2
-    xb = r1 * sx1 + r2 * sx2
-    kp = kbuf + row * N
-    ip = ibuf + row * N
-    sp = stack + row * 384
-    for start in range(0, N, BLOCK_N):
-        cols = start + tl.arange(0, BLOCK_N).to(tl.int64)
-        m = cols < N
-        x = tl.load(x_ptr + xb + cols * sxn, mask=m, other=0)
-        tl.store(kp + cols, _ordered_key(x, DESC, KIND), mask=m)
-        tl.store(ip + cols, cols, mask=m)
-    zero = row * 0
-    if PARTIAL:
-        _heap_select(kp, ip, zero, zero + K, zero + N)
-        _sort_heap(kp, ip, zero, zero + K)
-    else:
-        if K - 1 != N:
-            _introselect(kp, ip, zero, zero + K - 1, zero + N)
-        if SORTED:
-            _std_sort(kp, ip, sp, zero, zero + K - 1)
-    for start in range(0, K, BLOCK_N):
-        cols = start + tl.arange(0, BLOCK_N).to(tl.int64)
-        m = cols < K
-        ids = tl.load(ip + cols, mask=m, other=0)
-        v = tl.load(x_ptr + xb + ids * sxn, mask=m)
-        tl.store(v_ptr + r1 * sv1 + r2 * sv2 + cols * svn, v, mask=m)
-        tl.store(i_ptr + r1 * si1 + r2 * si2 + cols * sin_, ids, mask=m)
-
-
-def topk_cpu_compat(self, dim, k, largest, sorted_, values=None, indices=None):
-    d = dim % self.dim()
-    values, indices, rows = _rows_io(self, d, k, values, indices)
-    if rows is None:
-        return values, indices
-    x, tv, ti, (M, M2, sx1, sx2, sxn), (sv1, sv2, svn), (si1, si2, sin_) = rows
-    n = x.size(d)
-    kbuf = torch.empty((M, n), dtype=torch.int64, device=self.device)
-    ibuf = torch.empty((M, n), dtype=torch.int64, device=self.device)
-    stack = torch.empty((M, 384), dtype=torch.int64, device=self.device)
-    block_n = max(16, min(triton.next_power_of_2(n), 4096))
-    with runtime.device_guard(x):
-        _topk_cpu_kernel[(M,)](x, tv, ti, kbuf, ibuf, stack, M2, n, k, sx1, sx2, sxn, sv1, sv2, svn,
-                               si1, si2, sin_, KIND=_kind(self.dtype), DESC=bool(largest), SORTED=bool(sorted_),
-                               PARTIAL=k * 64 <= n, BLOCK_N=block_n)
-    return _rows_done(values, indices, tv, ti)

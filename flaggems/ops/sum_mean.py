@@ -37,10 +37,12 @@ def _reduce_kernel(x_ptr, out_ptr, M, M2, N, s1, s2, sn,
         acc += x.to(ACC)
     total = tl.sum(acc, axis=1)
     if MEAN:
+        # N in ACC by promotion, not N.to(ACC): a GPU Triton passes N == 1 as a compile-time int (rule 1)
+        n = tl.zeros([BLOCK_M], ACC) + N
         if ACC == tl.float32:
-            total = tl.div_rn(total, N.to(ACC))
+            total = tl.div_rn(total, n)
         else:
-            total = total / N.to(ACC)
+            total = total / n
     tl.store(out_ptr + rows, total.to(out_ptr.dtype.element_ty), mask=row_mask)
 
 
@@ -57,7 +59,8 @@ def reduce(x: torch.Tensor, dims: List[int], keepdim: bool, out_dtype: torch.dty
     x, M, m2, N, s1, s2, sn = rows_view(x, dims)
     if M == 0:
         return out
-    acc = _acc_dtype(x.dtype if not mean else out_dtype)
+    # torch converts the input to the result dtype first: sum(fp32, dtype=fp64) accumulates in fp64
+    acc = _acc_dtype(out_dtype)
     cfg = runtime.config("reduce", _DEFAULT)
     block_n = max(1, min(cfg["BLOCK_N"], runtime.next_pow2(N)))
     block_m = max(1, min(runtime.next_pow2(M), max(cfg["BLOCK_M"], MAX_TILE // block_n)
@@ -120,6 +123,15 @@ def sum_out(x, dim, keepdim=False, *, dtype=None, out):
     dims = norm_dims(dim, x.dim())
     _check_out(out, out_shape(x, dims, keepdim))
     return reduce(x, dims, keepdim, out.dtype, False, out=out)
+
+
+@implement("aten::sum.out", kind="triton", dtypes=ALL,
+           supports=lambda x, *, dtype=None, out: _supports_sum(x, dtype=dtype, out=out))
+def sum_all_out(x, *, dtype=None, out):
+    # torch.sum(x, out=o) with no dim: the full reduction into a 0-dim out (resized like torch does)
+    dims = list(range(x.dim()))
+    _check_out(out, out_shape(x, dims, False))
+    return reduce(x, dims, False, out.dtype, False, out=out)
 
 
 @implement("aten::mean.dim", kind="triton", dtypes=ALL, supports=_supports_mean)

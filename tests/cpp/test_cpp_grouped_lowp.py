@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from flaggems.cpp.grouped_lowp import grouped_fp4_gemm_cpp, grouped_fp8_gemm_cpp
-from flaggems.deepseek.fp4_gemm import fp4_gemm_ref
-from flaggems.deepseek.fp8_gemm import fp8_gemm_ref
+from flaggems.ops.gemm.fp4_gemm import fp4_gemm_ref
+from flaggems.ops.gemm.fp8_gemm import fp8_gemm_ref
 
 from .test_cpp_gemm import check, make_fp4, make_fp8
 

@@ -63,6 +63,47 @@ def test_sparse_attn_all_invalid_and_empty():
     assert sparse_attn_cpp(q[:, :0], kv, sink, idx[:, :0], 0.1).shape == (1, 0, 4, 64)
 
 
+def _nonfinite_case():
+    """b=1, m=6 queries, h=4 heads, d=32, n=12 rows; every query row has valid indices except query 5."""
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(1, 6, 4, 32, generator=g)
+    kv = torch.randn(1, 12, 32, generator=g)
+    sink = torch.randn(4, generator=g)
+    idx = torch.randint(1, 10, (1, 6, 8), generator=g)
+    q[0, 0, 1, 3] = float("nan")                       # query 0 head 1: NaN scores
+    sink[2] = float("nan")                             # head 2: NaN sink
+    sink[3] = float("inf")                             # head 3: +inf sink (inf - inf in the softmax)
+    kv[0, 10, 7] = float("inf")                        # row 10: used by query 1 only
+    q[0, 1, :, 7] = -1.0                               # ... where its score is -inf (term dropped, 0·inf = NaN)
+    idx[0, 1, 2] = 10
+    kv[0, 0, :] = float("nan")                         # row 0: only behind skipped slots (clamped to by -1)
+    idx[0, 2, 5] = -1
+    kv[0, 11, :] = -3e38                               # row 11: a -inf score for query 3 (q . kv overflows)
+    q[0, 3:5] = q[0, 3:5].abs() + 0.1
+    idx[0, 3, 0] = 11
+    idx[0, 4, :] = -1                                  # query 4: its only valid score is -inf -> 0 beside a
+    idx[0, 4, 3] = 11                                  # finite sink (torch: softmax([-inf, sink]) = [0, 1])
+    idx[0, 5, :] = -1                                  # query 5: nothing valid -> zeros, even beside a NaN sink
+    return q, kv, sink, idx.to(torch.int32)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sparse_attn_nan_inf_like_reference(kind):
+    # issue 13 finding 5: non-finite q / sink / kv propagate as in torch's softmax(cat(s, sink)) @ kv, identically
+    # in both kinds and the reference
+    q, kv, sink, idx = _nonfinite_case()
+    out = run_op("sparse_attn", kind, q, kv, sink, idx, 32 ** -0.5)
+    ref = sparse_attn_ref(q, kv, sink, idx, 32 ** -0.5)
+    assert torch.equal(out.isnan(), ref.isnan()), (out.isnan().nonzero().tolist(), ref.isnan().nonzero().tolist())
+    assert_close(out.nan_to_num(), ref.nan_to_num(), dtype=torch.float32, atol=1e-5, rtol=1e-5)
+    nan = out.isnan()
+    assert nan[0, :5, 2:].all() and (out[0, 5] == 0).all()             # NaN / +inf sinks, empty query 5
+    assert nan[0, 0, 1].all() and not nan[0, 0, 0].any()               # NaN q: only its own head
+    assert nan[0, 1, :2, 7].all() and not nan[0, 1, :2, :7].any()      # inf in kv: its column (p·kv)
+    assert not nan[0, 2:4, :2].any()                                   # skipped NaN row; a -inf score
+    assert (out[0, 4, :2] == 0).all()                                  # only -inf scores: exp(-inf) = 0
+
+
 # bf16 q . kv products are exact in fp32 and P is rounded to bf16 for P . V (as in DeepSeek's TileLang kernel):
 # the result must stay within the same bf16 output tolerance as the fp32 kernel, against the fp64 reference.
 @pytest.mark.parametrize("shape", [(1, 1, 4, 64, 50, 20), (2, 3, 5, 72, 40, 70), (1, 2, 16, 512, 300, 130),
@@ -77,3 +118,13 @@ def test_sparse_attn_bf16_dot(bf16_dot, shape):
 
 def test_sparse_attn_bf16_dot_strided_and_sink_extremes(bf16_dot):
     test_sparse_attn_strided_and_sink_extremes()
+
+
+def test_sparse_attn_bf16_dot_nan_inf(bf16_dot):
+    # issue 13 finding 5 on the bf16 dot-product path: same NaN pattern as the reference, 0 for only -inf scores
+    q, kv, sink, idx = _nonfinite_case()
+    q, kv = q.bfloat16(), kv.bfloat16()
+    out = sparse_attn_cpp(q, kv, sink, idx, 32 ** -0.5)
+    ref = sparse_attn_ref(q, kv, sink, idx, 32 ** -0.5)
+    assert torch.equal(out.isnan(), ref.isnan())
+    assert (out[0, 4, :2] == 0).all() and (out[0, 5] == 0).all()

@@ -174,3 +174,39 @@ def test_bad_inputs(fn):
     for args, exc, pat in cases:
         with pytest.raises(exc, match=pat):
             fn(*args)
+
+
+@pytest.mark.parametrize("sort", [False, True])
+def test_topk_nan_scores_rank_first(sort):
+    # issue 13 finding 6: NaN (either sign bit) ranks above +inf as in torch.topk / a descending sort,
+    # NaNs among themselves by lower t; -NaN used to land below -inf (and then read as a masked pick)
+    neg_nan = torch.tensor([0xFFC00000], dtype=torch.int64).to(torch.int32).view(torch.float32)[0]
+    sc = torch.randn(1, 3, 10)
+    sc[0, 0, 7], sc[0, 0, 2], sc[0, 0, 4] = float("nan"), neg_nan, float("inf")
+    sc[0, 1, 5] = neg_nan
+    sc[0, 1, 6:] = float("-inf")
+    sc[0, 2, :] = float("nan")
+    out = torch.full((1, 3, 4), 12345, dtype=torch.int32)
+    _topk_from_scores(sc, out, 3, sort=sort)
+    v, i = torch.sort(sc, dim=-1, descending=True, stable=True)
+    ref = torch.where(torch.isneginf(v[..., :4]), -1, i[..., :4] + 3).to(torch.int32)
+    assert out[0, 0, :3].tolist() == [2 + 3, 7 + 3, 4 + 3]
+    assert out[0, 1, 0] == 5 + 3 and out[0, 2].tolist() == [3, 4, 5, 6]
+    assert torch.equal(out, ref)
+    # torch.topk's own pick among NaNs is unordered; its values say NaN comes first
+    assert sc.topk(1).values.isnan().all()
+
+
+def test_indexer_topk_nan_inputs_like_reference():
+    # a NaN key row and a NaN weight: relu keeps NaN (torch), so those scores are NaN and picked first
+    g = torch.Generator().manual_seed(6)
+    q, k, w = make(1, 6, 2, 32, 12, dtype=torch.float32, gen=g)
+    k[0, 9, 3] = float("nan")
+    w[0, 4, 1] = float("nan")
+    for ratio in (0, 1):
+        out = indexer_topk_triton(q, k, w, 5, 100, ratio)
+        ref = indexer_topk_ref(q, k, w, 5, 100, ratio)
+        assert torch.equal(out, ref), ratio
+    out = indexer_topk_triton(q, k, w, 5, 100)
+    assert (out[0, :, 0] == 109).tolist() == [True, True, True, True, False, True]
+    assert out[0, 4].tolist() == list(range(100, 105))       # every score of row 4 is NaN: lower t first

@@ -8,11 +8,14 @@ import zlib
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import flaggems
 import flaggems.deepseek.quant as Q
+from flaggems.deepseek.quant import f32_to_e4m3
 from flaggems.testing import poison
 
 E8M0 = torch.float8_e8m0fnu
@@ -282,3 +285,26 @@ def test_bad_input(i):
     fn, exc, match = BAD[i]
     with pytest.raises(exc, match=match):
         fn()
+
+
+@triton.jit
+def _e4m3_encode_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+    o = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(y_ptr + o, f32_to_e4m3(tl.load(x_ptr + o, mask=o < n, other=0.0)), mask=o < n)
+
+
+def test_f32_to_e4m3_matches_torch_cast():
+    # issue 11: the act_quant kernel encodes e4m3 with integer ops (no fp8 type: Ascend's Triton has none);
+    # every e4m3 value, every midpoint between neighbours (ties to even) and points around them, +-0, NaN
+    grid = torch.arange(256, dtype=torch.uint8).view(torch.float8_e4m3fn).float()
+    fin = grid[grid.isfinite() & (grid >= 0)].sort().values
+    mids = (fin[1:] + fin[:-1]) / 2
+    near = torch.cat([mids * (1 + 2 ** -20), mids * (1 - 2 ** -20), fin * (1 + 2 ** -12), fin * (1 - 2 ** -12)])
+    x = torch.cat([fin, mids, near, torch.tensor([2 ** -10, 2 ** -12, 1e-30, 0.0, float("nan")])])
+    x = torch.cat([x, -x]).clamp(-448, 448).contiguous()
+    y = torch.empty(x.shape, dtype=torch.int32)
+    _e4m3_encode_kernel[(triton.cdiv(x.numel(), 1024),)](x, y, x.numel(), BLOCK=1024)
+    want = x.to(torch.float8_e4m3fn).view(torch.uint8).to(torch.int32)
+    nan = x.isnan()
+    assert torch.equal(y[~nan], want[~nan])
+    assert ((y[nan] & 0x7F) == 0x7F).all()

@@ -64,6 +64,39 @@ def test_scatter_add_duplicates(dtype):
             assert torch.equal(got, torch.scatter_add(x, 1, idx, src))  # integer adds wrap the same way
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int32,
+                                   torch.int64, torch.int8, torch.uint8])
+def test_scatter_multiply_duplicates(dtype):
+    """Issue 13 finding 20: scatter(reduce="multiply") went to torch. Duplicate indices multiply (compare-and-swap
+    loops); the functional, in-place and scalar-value twins agree with torch (floats: against the fp64 products,
+    the order of duplicate products being unspecified; integers: exactly, products wrap the same way)."""
+    x = rand((4, 6), dtype)
+    src = rand((4, 10), dtype)
+    idx = torch.randint(0, 6, (4, 10))   # many duplicates
+    cases = ((lambda t: torch.scatter(t, 1, idx, src, reduce="multiply"), "scatter.reduce"),
+             (lambda t: t.clone().scatter_(1, idx, src, reduce="multiply"), "scatter_.reduce"),
+             (lambda t: t.clone().scatter_(1, idx, 3, reduce="multiply"), "scatter_.value_reduce"),
+             (lambda t: torch.scatter(t, 1, idx, 3, reduce="multiply"), "scatter.value_reduce"))
+    for fn, name in cases:
+        got, _ = run_gems(fn, x, served=[name])
+        assert got.dtype == dtype
+        if dtype.is_floating_point:
+            want = fn(x.double()) if "value" in name else torch.scatter(x.double(), 1, idx, src.double(),
+                                                                        reduce="multiply")
+            assert_close(got, want, dtype, reduce_len=10)
+        else:
+            assert torch.equal(got, fn(x))
+    # NaN / inf in src propagate like torch
+    xf = torch.ones(2, 3)
+    sf = torch.tensor([[float("nan"), 2.0], [float("inf"), 0.0]])
+    i2 = torch.tensor([[0, 0], [1, 1]])
+    got, _ = run_gems(lambda: torch.scatter(xf, 1, i2, sf, reduce="multiply"), served=["scatter.reduce"])
+    assert torch.equal(got.isnan(), torch.scatter(xf, 1, i2, sf, reduce="multiply").isnan())
+    # out-of-range index: torch's error class
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        run_gems(lambda: torch.ones(3, 4).scatter_(1, torch.tensor([[4]]), 2.0, reduce="multiply"))
+
+
 def test_scatter_errors_and_noncontiguous():
     x = torch.zeros(6, 5).t()      # (5, 6) non-contiguous destination
     idx = torch.tensor([[0, 5], [2, 2]])

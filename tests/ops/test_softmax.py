@@ -74,3 +74,79 @@ def test_safe_softmax_dtype(dtype, to):
     assert got.dtype == want.dtype
     assert torch.equal(got[0, 1], torch.zeros(20, dtype=got.dtype))
     assert_close(got, torch.softmax(x.to(to or dtype).double(), 2).nan_to_num(0.0), got.dtype, reduce_len=20)
+
+
+@pytest.mark.parametrize("op", [torch.ops.aten._softmax, torch.ops.aten._log_softmax, torch.ops.aten._safe_softmax])
+@pytest.mark.parametrize("shape, dim", [((3, 4), 2), ((3, 4), -3), ((), 1), ((), -2)])
+def test_softmax_dim_out_of_range_raises_index_error(op, shape, dim):
+    """Issue 13 finding 1: an out-of-range dim used to be taken modulo ndim; torch raises IndexError."""
+    x = torch.randn(shape)
+    args = (dim,) if op is torch.ops.aten._safe_softmax else (dim, False)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        op(x, *args)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        run_gems(op, x, *args)
+
+
+def _autograd_ref(x, g, dim, log):
+    """dx of (log_)softmax by autograd in fp64: the reference the backward kernels must match."""
+    xd = x.detach().double().requires_grad_(True)
+    y = torch.log_softmax(xd, dim) if log else torch.softmax(xd, dim)
+    y.backward(g.double())
+    return xd.grad
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape, dim", [((6, 33, 5), -1), ((6, 33, 5), 1), ((4, 5000), 1), ((7,), 0), ((), 0)])
+def test_softmax_backward_data(log, dtype, shape, dim):
+    """Issue 13 finding 21: _softmax_backward_data / _log_softmax_backward_data served, against fp64 autograd."""
+    x = make_tensor(shape, dtype) * 3
+    g = make_tensor(shape, dtype)
+    y = (torch.log_softmax if log else torch.softmax)(x, dim)
+    op = torch.ops.aten._log_softmax_backward_data if log else torch.ops.aten._softmax_backward_data
+    name = ("_log_softmax_backward_data" if log else "_softmax_backward_data") + ".default"
+    got, _ = run_gems(op, g, y, dim, dtype, served=[name])
+    assert got.dtype == dtype and got.shape == x.shape
+    # the kernel sees y rounded to dtype: the reference differentiates at x, so allow the forward's rounding
+    n = x.shape[dim] if x.dim() else 1
+    assert_close(got, _autograd_ref(x, g, dim, log), dtype, reduce_len=n * 4)
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_softmax_backward_through_autograd_and_out(log, dtype):
+    """Autograd reaches the served backward ops (fp16 included); the .out twins agree with the functional op."""
+    x = make_tensor((5, 40), dtype).requires_grad_(True)
+    g = make_tensor((5, 40), dtype)
+    fn = torch.log_softmax if log else torch.softmax
+    name = "_log_softmax_backward_data" if log else "_softmax_backward_data"
+
+    def run():
+        x.grad = None
+        fn(x, 1).backward(g)
+        return x.grad.clone()
+    got, _ = run_gems(run, served=[name + ".default"])
+    assert_close(got, _autograd_ref(x, g, 1, log), dtype, reduce_len=160)
+    y = fn(x.detach(), 1)
+    op = getattr(torch.ops.aten, name)
+    want, _ = run_gems(op, g, y, 1, dtype)
+    out = poisoned((5, 40), dtype).t()    # strided out=: written through its strides
+    kw = {"out": out} if log else {"grad_input": out}
+    res, _ = run_gems(lambda: op.out(g, y, 1, dtype, **kw), served=[name + ".out"])
+    assert res is out and torch.equal(out, want)
+
+
+def test_softmax_backward_native_rules_kept():
+    """Mixed dtypes and bad dims stay with torch (its CPU rules: an fp32 grad for a bf16 input returns fp32,
+    for fp16 it raises); out-of-range dims raise IndexError."""
+    g, y = torch.randn(3, 5), torch.softmax(torch.randn(3, 5), -1)
+    op = torch.ops.aten._softmax_backward_data
+    got, _ = run_gems(op, g, y, -1, torch.bfloat16)
+    assert got.dtype == op(g, y, -1, torch.bfloat16).dtype
+    with pytest.raises(RuntimeError):
+        run_gems(op, g, y, -1, torch.float16)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        run_gems(op, g, y, 2, torch.float32)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        run_gems(torch.ops.aten._log_softmax_backward_data, g, y, -3, torch.float32)

@@ -11,6 +11,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flaggems import runtime
+from flaggems.ops import sort as sort_mod
 from flaggems.ops.sort import sort_rows
 from flaggems.testing import poisoned, run_gems
 from flaggems.testing.strategies import make_tensor
@@ -135,3 +137,52 @@ def test_sort_topk_hypothesis(shape, dim_seed, desc, seed):
     k = 1 + seed % shape[dim]
     got, _ = run_gems(torch.topk, x, k, dim, desc, served=["topk.default"])
     same(got, torch.topk(x, k, dim, desc))
+
+
+def test_sort_rows_longer_than_a_tile():
+    """Issue 13 finding 20: sort along a dim longer than 16384 went to torch. Rows of any length now merge sorted
+    tiles in global memory; stable like the one-tile path (indices equal torch's stable sort)."""
+    x = tie_heavy((2, 20000), torch.float32, seed=3)
+    x[0, 123] = float("nan")
+    for desc in (False, True):
+        got, _ = run_gems(torch.sort, x, -1, desc, served=["sort.default"])
+        same(got, torch.sort(x, dim=-1, descending=desc, stable=True))
+    got, _ = run_gems(lambda: torch.sort(x.t(), dim=0, stable=True), served=["sort.stable"])
+    same(got, torch.sort(x.t(), dim=0, stable=True))
+
+
+# one case per dtype, each with a tile small enough for several merge rounds: the interpreter runs every tile
+# program in Python, so larger shapes or the full cross product cost minutes
+@pytest.mark.parametrize("dtype,n,tile,shape", [
+    (torch.float32, 17, 16, (3, 17, 2)),        # middle dim, padding tail, one round
+    (torch.bfloat16, 300, 64, (1, 300, 1)),     # three rounds with a half-cleaner across tiles
+    (torch.float64, 1024, 128, (1, 1024, 1)),   # no padding
+    (torch.int64, 1500, 128, (2, 1500, 1)),     # four rounds, two rows
+    (torch.int16, 300, 32, (1, 300, 2)),        # inner dim
+])
+def test_long_row_merge_steps(monkeypatch, dtype, n, tile, shape):
+    """The long-row path with a small tile: several merge rounds (flip, half-cleaners across tiles, in-tile
+    cascade), middle dims, padding tails, descending and topk-sized outputs."""
+    monkeypatch.setattr(sort_mod, "_tile", lambda dtype: {"TILE": tile, "BLOCK": 128})
+    x = tie_heavy(shape, dtype, seed=n) if n != 1024 else make_tensor(shape, dtype)
+    for desc in (False, True):
+        same(sort_rows(x, 1, n, desc), torch.sort(x, dim=1, descending=desc, stable=True))
+    same(sort_rows(x, 1, 5, True), _stable_topk(x, 5, 1, True))
+
+
+def test_topk_long_rows_on_a_device_plan():
+    """topk on a device (GPU planning) takes the bitonic path for rows longer than a tile too; ties to the lower
+    index."""
+    x = tie_heavy((2, 5000), torch.float32, seed=4)
+    with runtime.planning_as_device():
+        got, _ = run_gems(torch.topk, x, 7, -1, True, served=["topk.default"])
+    same(got, _stable_topk(x, 7, -1, True))
+
+
+def test_topk_bool_raises_like_torch():
+    """Adversarial sibling S11: topk on bool returned a value; torch raises."""
+    x = torch.rand(3, 8) > 0.5
+    with pytest.raises(RuntimeError, match="bool"):
+        torch.topk(x, 2)
+    with pytest.raises(RuntimeError, match="bool"):
+        run_gems(torch.topk, x, 2)

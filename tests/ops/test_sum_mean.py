@@ -87,6 +87,28 @@ def test_sum_mean_out():
     assert_close(out, x.double().mean(0, keepdim=True), torch.float32, reduce_len=6)
 
 
+def test_sum_out_full_reduction():
+    """Issue 13 finding 20: aten::sum.out (the full reduction into out=, which Python's torch.sum does not expose but
+    decompositions and compiled graphs call) went to torch; served now, and agrees with the functional sum
+    (dtype= included, out resized to 0-dim like torch)."""
+    sum_out = torch.ops.aten.sum.out
+    x = make_tensor((6, 20), torch.float32)
+    out = poisoned((3,), torch.float32)
+    got, _ = run_gems(lambda: sum_out(x, out=out), served=["sum.out"])
+    functional, _ = run_gems(torch.sum, x, served=["sum.default"])
+    assert got is out and out.shape == () and torch.equal(out, functional)
+    i = torch.randint(-5, 5, (4, 7), dtype=torch.int32)
+    out = poisoned((), torch.int64)
+    run_gems(lambda: sum_out(i, out=out), served=["sum.out"])
+    assert torch.equal(out, i.sum())
+    out = poisoned((), torch.float64)
+    run_gems(lambda: sum_out(x, dtype=torch.float64, out=out), served=["sum.out"])
+    # dtype=float64 on an fp32 input accumulates in fp64 like torch (it accumulated in fp32 before)
+    assert_close(out, x.double().sum(), torch.float64, reduce_len=120)
+    got, _ = run_gems(lambda: x.sum(1, dtype=torch.float64), served=["sum.dim_IntList"])
+    assert_close(got, x.double().sum(1), torch.float64, reduce_len=20)
+
+
 @given(shape=shapes(1, 4, 20), data=st.data(), dtype=st.sampled_from([torch.float32, torch.bfloat16, torch.float16]),
        layout=st.sampled_from(["contiguous", "transposed", "strided"]))
 def test_sum_hypothesis(shape, data, dtype, layout):
