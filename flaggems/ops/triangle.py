@@ -83,9 +83,20 @@ def _supports(x, diagonal=0, *, out=None):
         return "input must have at least 2 dims (torch raises)"
     if out is not None and (out.dtype != x.dtype or tuple(out.shape) != tuple(x.shape)):
         return "out dtype/shape (torch resizes or raises)"
+    if out is not None and out.numel() > 1 and torch._debug_has_internal_overlap(out) == 1:
+        return "out has internal overlap"
     if out is not None and out.data_ptr() != x.data_ptr() and torch._C._overlaps(out, x):
         return "out partially overlaps the input"
     return None
+
+
+def _inplace_supports(x, diagonal=0):
+    r = _supports(x, diagonal)
+    # torch writes an expanded (self-overlapping) self in its own element order: leave those to it, as the
+    # pointwise in-place ops do (flaggems/ops/elementwise.py out_ok)
+    if r is None and x.numel() > 1 and torch._debug_has_internal_overlap(x) == 1:
+        return "self has internal overlap"
+    return r
 
 
 def _functional(lower):
@@ -109,7 +120,7 @@ def _out(lower):
 
 tril = implement("aten::tril.default", kind="triton", dtypes=ALL, supports=_supports)(_functional(True))
 triu = implement("aten::triu.default", kind="triton", dtypes=ALL, supports=_supports)(_functional(False))
-tril_ = implement("aten::tril_.default", kind="triton", dtypes=ALL, supports=_supports)(_inplace(True))
-triu_ = implement("aten::triu_.default", kind="triton", dtypes=ALL, supports=_supports)(_inplace(False))
+tril_ = implement("aten::tril_.default", kind="triton", dtypes=ALL, supports=_inplace_supports)(_inplace(True))
+triu_ = implement("aten::triu_.default", kind="triton", dtypes=ALL, supports=_inplace_supports)(_inplace(False))
 tril_out = implement("aten::tril.out", kind="triton", dtypes=ALL, supports=_supports)(_out(True))
 triu_out = implement("aten::triu.out", kind="triton", dtypes=ALL, supports=_supports)(_out(False))

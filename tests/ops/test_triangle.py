@@ -45,3 +45,15 @@ def test_out_and_empty(op):
 def test_one_dim_input_raises_like_torch():
     with pytest.raises(RuntimeError):
         run_gems(torch.tril, torch.ones(3))
+
+
+@pytest.mark.parametrize("op", ["tril_", "triu_"])
+def test_inplace_on_an_expanded_self_goes_native(op):
+    """Found by the adversarial sweep: an expanded self is written by torch in its own element order."""
+    import flaggems
+
+    x = torch.randn(1, 7).expand(5, 7)
+    with flaggems.use_gems(), flaggems.record() as rep:
+        got = getattr(x, op)()
+    assert rep.fallbacks() == {f"aten::{op}.default": {"self has internal overlap": 1}}, rep.to_markdown()
+    assert got is x
