@@ -11,25 +11,27 @@ import triton.language as tl
 
 from ..registry import implement
 from . import elementwise as ew
+from . import hyperbolic
+from .pointwise_codegen import scalar_function
 from .elementwise import FLOAT, NUMERIC, isnan
 from .elementwise_family import DEFAULT, UNARY, Overloads, elementwise
 
 
-@elementwise("sigmoid", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY)
+@elementwise("sigmoid", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY, out_cast=True)
 @triton.jit
-def _sigmoid(a, b, c, p0):
+def _sigmoid(a, b, c):
     return 1.0 / (1.0 + tl.exp(-a))
 
 
 @elementwise("silu", DEFAULT, arity=1, dtypes=FLOAT, overloads=UNARY)
 @triton.jit
-def _silu(a, b, c, p0):
+def _silu(a, b, c):
     return a / (1.0 + tl.exp(-a))
 
 
 @elementwise("relu", DEFAULT, arity=1, dtypes=NUMERIC, overloads=Overloads(out=()))
 @triton.jit
-def _relu(a, b, c, p0):
+def _relu(a, b, c):
     r = tl.where(a > 0, a, 0)
     if a.dtype.is_floating():
         r = tl.where(isnan(a), a, r)
@@ -37,15 +39,18 @@ def _relu(a, b, c, p0):
 
 
 # ---- gelu ------------------------------------------------------------------------------------------------------
+@scalar_function
 @triton.jit
-def _gelu_erf(a, b, c, p0):
+def _gelu_erf(a, b, c):
     return 0.5 * a * (1.0 + tl.erf(a * 0.7071067811865476))
 
 
+@scalar_function
 @triton.jit
-def _gelu_tanh(a, b, c, p0):
+def _gelu_tanh(a, b, c):
     inner = 0.7978845608028654 * (a + 0.044715 * a * a * a)
-    return 0.5 * a * (2.0 - 2.0 / (tl.exp(2.0 * inner) + 1.0))
+    # 1 + tanh without cancellation for inner << 0 (the old 2 - 2/(e^(2 inner) + 1) lost it there)
+    return 0.5 * a * hyperbolic.one_plus_tanh(inner)
 
 
 def _gelu_supports(x, *, approximate="none", out=None):
@@ -79,8 +84,9 @@ def _log1p_exp(z):
     return tl.where(u == 1.0, e, r)
 
 
+@scalar_function
 @triton.jit
-def _softplus(a, b, c, p0):
+def _softplus(a, b, c):
     # b carries beta, c carries threshold (scalar operands)
     z = a * b
     return tl.where(z > c, a, _log1p_exp(z) / b)

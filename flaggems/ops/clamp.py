@@ -3,7 +3,7 @@
 clamp(x, lo, hi) = min(max(x, lo), hi);  clamp_min(x, lo) = max(x, lo);  clamp_max(x, hi) = min(x, hi);
 maximum(a, b) / minimum(a, b) elementwise.  A NaN in any operand makes the result NaN (a + b [+ c] is NaN
 then); bounds may be Python numbers or tensors, and are promoted with x like torch (clamp's result dtype is
-result_type(x, lo, hi)).
+result_type(x, lo, hi)); a Python bound that overflows the result dtype stays native (torch raises).
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import triton.language as tl
 
 from ..registry import implement
 from . import elementwise as ew
+from .pointwise_codegen import scalar_function
+from .scalar_checks import overflow_reason, overflows
 from .elementwise import NUMERIC, isnan
 from .elementwise_family import DEFAULT, Overloads, elementwise
 
@@ -27,18 +29,19 @@ def _nan_or(r, a, b):
 
 @elementwise("maximum", DEFAULT, arity=2, dtypes=NUMERIC, overloads=Overloads(inplace=()))
 @triton.jit
-def _maximum(a, b, c, p0):
+def _maximum(a, b, c):
     return _nan_or(tl.maximum(a, b), a, b)
 
 
 @elementwise("minimum", DEFAULT, arity=2, dtypes=NUMERIC, overloads=Overloads(inplace=()))
 @triton.jit
-def _minimum(a, b, c, p0):
+def _minimum(a, b, c):
     return _nan_or(tl.minimum(a, b), a, b)
 
 
+@scalar_function
 @triton.jit
-def _clamp_both(a, b, c, p0):
+def _clamp_both(a, b, c):
     r = tl.minimum(tl.maximum(a, b), c)
     if a.dtype.is_floating():
         r = tl.where(isnan(a) | isnan(b) | isnan(c), a + b + c, r)
@@ -66,6 +69,10 @@ def _clamp_supports(x, lo=None, hi=None, *, out=None):
         return "type promotion"
     if rt not in NUMERIC:
         return f"dtype {rt}"
+    for b in (lo, hi):
+        # a Python bound is converted to the result dtype with torch's overflow check (int8 and 300 raise)
+        if ew.is_number(b) and overflows(b, rt):
+            return overflow_reason(b, rt)
     if out is not None:
         if out.dtype != rt:
             return "out dtype"

@@ -24,37 +24,37 @@ from .elementwise_family import ALWAYS_BOOL, TENSOR_SCALAR_OUTS, elementwise
 
 @elementwise("eq", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _eq(a, b, c, p0):
+def _eq(a, b, c):
     return a == b
 
 
 @elementwise("ne", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _ne(a, b, c, p0):
+def _ne(a, b, c):
     return a != b
 
 
 @elementwise("lt", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _lt(a, b, c, p0):
+def _lt(a, b, c):
     return a < b
 
 
 @elementwise("le", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _le(a, b, c, p0):
+def _le(a, b, c):
     return a <= b
 
 
 @elementwise("gt", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _gt(a, b, c, p0):
+def _gt(a, b, c):
     return a > b
 
 
 @elementwise("ge", ALWAYS_BOOL, arity=2, dtypes=ALL, overloads=TENSOR_SCALAR_OUTS)
 @triton.jit
-def _ge(a, b, c, p0):
+def _ge(a, b, c):
     return a >= b
 
 
@@ -95,15 +95,21 @@ def _isin_supports(elements, test_elements, *, assume_unique=False, invert=False
     return None
 
 
+def _scalar_tensor(v, dtype, device):
+    # torch casts the Python number to the compared dtype, wrapping integers (int32 vs 2**32 + 1 compares 1)
+    if not dtype.is_floating_point and isinstance(v, int):
+        v = ew.wrap_int(v, dtype)
+    return torch.full((), v, dtype=dtype, device=device)
+
+
 def _isin_core(elements, test_elements, invert):
     ref = elements if isinstance(elements, torch.Tensor) else test_elements
     device = ref.device
     cmp = torch.result_type(elements, test_elements)
     if cmp in (torch.float16, torch.bfloat16):
         cmp = torch.float32  # exact: both sides are widened
-    e = elements if isinstance(elements, torch.Tensor) else torch.full((), elements, dtype=cmp, device=device)
-    t = test_elements if isinstance(test_elements, torch.Tensor) else \
-        torch.full((), test_elements, dtype=cmp, device=device)
+    e = elements if isinstance(elements, torch.Tensor) else _scalar_tensor(elements, cmp, device)
+    t = test_elements if isinstance(test_elements, torch.Tensor) else _scalar_tensor(test_elements, cmp, device)
     if t.device != device:
         t = t.to(device)
     if not t.is_contiguous():

@@ -2,8 +2,10 @@
 
 copy_ broadcasts src to dst's shape and converts straight to dst's dtype (one rounding, e4m3fn saturating
 like torch), writing dst through its strides; _to_copy / clone allocate like torch (preserve layout) and copy;
-fill_ / zero_ and the factories (full, zeros, ones, *_like, new_*) write a constant. Cross-device copies,
-complex, and dtypes Triton cannot address (float8_e8m0fnu, float4_e2m1fn_x2) stay native.
+fill_ / fill / zero_ and the factories (full, zeros, ones, *_like, new_*) write a constant; a Python value that
+torch refuses for the dtype (300 into int8, NaN / inf into an integer dtype: scalar_checks.py) stays native, so
+torch raises. Cross-device copies, complex, and dtypes Triton cannot address (float8_e8m0fnu, float4_e2m1fn_x2)
+stay native.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from ..formats import FP8_DTYPES
 from ..registry import implement
 from . import elementwise as ew
 from .elementwise import identity
+from .scalar_checks import fill_overflows, overflow_reason
 
 _NOT_KERNEL = {getattr(torch, n) for n in ("float8_e8m0fnu", "float4_e2m1fn_x2") if hasattr(torch, n)}
 FP8 = frozenset(FP8_DTYPES - _NOT_KERNEL)
@@ -106,18 +109,23 @@ def clone(x, *, memory_format=None):
 
 # ---- fills ---------------------------------------------------------------------------------------------------
 def _fill_value(value, dtype):
-    if isinstance(value, torch.Tensor):
-        value = value.item()  # fill_.Tensor takes a 0-dim tensor; reading it is what torch does too
+    """A Python scalar as the kernel scalar for ``dtype`` (checked against overflow by the supports predicates)."""
     if dtype is torch.bool:
         return bool(value)
     if dtype.is_floating_point:
         return float(value)
-    return int(value)
+    return int(value)  # a float truncates toward zero, as c10's conversion does
 
 
 def fill(out: torch.Tensor, value) -> torch.Tensor:
     if out.numel() == 0:
         return out
+    if isinstance(value, torch.Tensor):
+        # fill_.Tensor casts its 0-dim value like a copy (torch checks no overflow there): read it in the kernel,
+        # with no host sync
+        if value.device != out.device:
+            value = value.to(out.device)
+        return ew.launch(identity, [value], out, out.dtype)
     v = _fill_value(value, out.dtype)
     if out.dtype in FP8 or out.dtype is torch.bool:
         compute = torch.float32 if out.dtype in FP8 else torch.bool
@@ -126,11 +134,24 @@ def fill(out: torch.Tensor, value) -> torch.Tensor:
     return ew.launch(identity, [ew.as_operand(v, compute, out.device)], out, compute)
 
 
+def _value_reason(value, dtype, numel):
+    """None if torch fills ``numel`` elements of ``dtype`` with ``value``; else the reason it raises (the native
+    kernel says so)."""
+    if isinstance(value, complex) or (isinstance(value, torch.Tensor) and (value.dim() != 0 or value.is_complex())):
+        return "value type"
+    if not isinstance(value, torch.Tensor) and not ew.is_number(value):
+        return "value type"
+    if not isinstance(value, torch.Tensor) and fill_overflows(value, dtype, numel):
+        return overflow_reason(value, dtype)
+    return None
+
+
 def _fill_supports(x, value):
     if x.dtype not in COPYABLE or not _plain_layout(x):
         return f"dtype {x.dtype}"
-    if isinstance(value, complex) or (isinstance(value, torch.Tensor) and (value.dim() != 0 or value.is_complex())):
-        return "value type"
+    r = _value_reason(value, x.dtype, x.numel())
+    if r:
+        return r
     if isinstance(value, torch.Tensor) and value.device != x.device and value.device.type != "cpu":
         return "value device"
     return ew.out_ok(x, x.shape)
@@ -139,6 +160,23 @@ def _fill_supports(x, value):
 @implement(["aten::fill_.Scalar", "aten::fill_.Tensor"], kind="triton", dtypes=COPYABLE, supports=_fill_supports)
 def fill_(x, value):
     return fill(x, value)
+
+
+@implement(["aten::fill.Scalar", "aten::fill.Tensor"], kind="triton", dtypes=COPYABLE, supports=_fill_supports)
+def fill_functional(x, value):
+    return fill(torch.empty_like(x), value)
+
+
+def _fill_out_supports(x, value, *, out):
+    if out.dtype != x.dtype:
+        return "out dtype"
+    return _fill_supports(x, value) or ew.out_ok(out, x.shape)
+
+
+@implement(["aten::fill.Scalar_out", "aten::fill.Tensor_out"], kind="triton", dtypes=COPYABLE,
+           supports=_fill_out_supports)
+def fill_out(x, value, *, out):
+    return fill(out, value)
 
 
 @implement("aten::zero_.default", kind="triton", dtypes=COPYABLE, supports=lambda x: _fill_supports(x, 0))
@@ -162,6 +200,13 @@ def _factory_supports(size, fill_value=0, *, dtype=None, layout=None, device=Non
     dt = _factory_dtype(fill_value, dtype)
     if dt not in COPYABLE:
         return f"dtype {dt}"
+    try:
+        numel = math.prod(size)
+    except TypeError:
+        return "size type"
+    r = _value_reason(fill_value, dt, numel)
+    if r:
+        return r
     if layout not in (None, torch.strided) or pin_memory:
         return "layout / pinned memory"
     return None
@@ -204,8 +249,8 @@ def _like_supports(x, *args, dtype=None, layout=None, device=None, pin_memory=No
         return f"dtype/device {dt}"
     if layout not in (None, torch.strided) or pin_memory or not _plain_layout(x):
         return "layout"
-    if args and (isinstance(args[0], complex) or (isinstance(args[0], torch.Tensor))):
-        return "value type"
+    if args and (isinstance(args[0], torch.Tensor) or _value_reason(args[0], dt, x.numel())):
+        return "value type" if isinstance(args[0], torch.Tensor) else _value_reason(args[0], dt, x.numel())
     return None
 
 
@@ -235,8 +280,12 @@ def _new_supports(x, size, *args, dtype=None, layout=None, device=None, pin_memo
         return f"dtype/device {dt}"
     if layout not in (None, torch.strided) or pin_memory:
         return "layout"
-    if args and isinstance(args[0], complex):
-        return "value type"
+    if args:
+        try:
+            numel = math.prod(size)
+        except TypeError:
+            return "size type"
+        return _value_reason(args[0], dt, numel)
     return None
 
 

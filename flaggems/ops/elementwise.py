@@ -1,12 +1,16 @@
-"""Generic pointwise engine: out[i] = OP(a[i], b[i], c[i], p0) with torch's broadcasting and type promotion.
+"""Generic pointwise engine: out[i] = f(a[i], b[i], ...) with torch's broadcasting and type promotion.
 
-One Triton kernel serves every pointwise op: the op itself is a ``@triton.jit`` function passed as a
-constexpr, operands are addressed through up to four (coalesced) strides each, so broadcast, transposed and
-sliced inputs and outputs are read and written in place without copies. Python numbers are passed as kernel
-scalars (a ``tl.constexpr`` flag says which operand is one); 0-dim tensors are read as stride-0 operands.
+Each scalar function f (a ``@triton.jit`` function of up to four operands, registered by name) runs in a
+kernel generated for it and its operand count (pointwise_codegen.py, device helpers in pointwise_jit.py).
+Operands are addressed through up to four coalesced strides each, so broadcast, transposed and sliced inputs
+and outputs are read and written in place without copies. Python numbers are passed as kernel scalars (a
+``tl.constexpr`` flag says which operand is one; fp64 scalars as 0-dim tensors, since Triton types a Python
+float as fp32); 0-dim tensors are read as stride-0 operands. Indices are int32 unless an index or an element
+offset can pass 2**31.
 
 Type promotion is torch's (``torch.result_type``); arithmetic runs in the op's compute dtype (fp32 for
-fp16/bf16, like torch's opmath), the result is rounded once to the output dtype on store.
+fp16/bf16, like torch's opmath), the result is rounded to the result dtype and then to out's dtype (the same
+thing unless out= is wider: torch computes in the result dtype and casts).
 
 ``run`` is the host entry every pointwise op goes through: broadcast shape, operands, an output allocated in
 the layout torch's TensorIterator would choose, one launch. The op families (functional / out / in-place
@@ -14,6 +18,8 @@ overloads from one scalar function) are declared with elementwise_family.py.
 """
 from __future__ import annotations
 
+import math
+import struct
 from numbers import Number
 from typing import Optional, Sequence
 
@@ -22,6 +28,8 @@ import triton
 import triton.language as tl
 
 from .. import runtime
+from . import pointwise_codegen as codegen
+from .pointwise_jit import cvt, identity, isnan  # noqa: F401  (the op modules' shared scalar helpers)
 
 MAX_RANK = 4
 _DEFAULT = {"BLOCK": 1024}
@@ -43,6 +51,9 @@ for _t, _l in (("float8_e4m3fn", "float8e4nv"), ("float8_e5m2", "float8e5"), ("f
         _TL[getattr(torch, _t)] = getattr(tl, _l)
 
 
+codegen.register(identity)
+
+
 def tl_dtype(dt: torch.dtype):
     return _TL[dt]
 
@@ -50,76 +61,6 @@ def tl_dtype(dt: torch.dtype):
 def compute_dtype(dt: torch.dtype) -> torch.dtype:
     """torch's opmath type: half types compute in fp32."""
     return torch.float32 if dt in (torch.float16, torch.bfloat16) else dt
-
-
-@triton.jit
-def _offsets(idx, s0, s1, s2, s3, d1, d2, d3, CONTIG: tl.constexpr):
-    if CONTIG:
-        return idx
-    i3 = idx % d3
-    t = idx // d3
-    i2 = t % d2
-    t = t // d2
-    i1 = t % d1
-    i0 = t // d1
-    return i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3
-
-
-@triton.jit
-def cvt(x, DST: tl.constexpr):
-    """x.to(DST), routing fp8 <-> integer/bool through fp32 (Triton has no direct cast; torch goes via float)."""
-    if x.dtype.is_fp8() and not DST.is_floating():
-        return x.to(tl.float32).to(DST)
-    elif DST.is_fp8() and not x.dtype.is_floating():
-        return x.to(tl.float32).to(DST)
-    else:
-        return x.to(DST)
-
-
-@triton.jit
-def isnan(x):
-    return x != x
-
-
-@triton.jit
-def identity(a, b, c, p0):
-    """The scalar function of copies, casts and fills: the conversion happens on load/store."""
-    return a
-
-
-@triton.jit
-def _operand(ptr, val, idx, mask, s0, s1, s2, s3, d1, d2, d3,
-             SCALAR: tl.constexpr, CONTIG: tl.constexpr, COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
-    if SCALAR:
-        return tl.full([BLOCK], val, COMPUTE)
-    else:
-        return cvt(tl.load(ptr + _offsets(idx, s0, s1, s2, s3, d1, d2, d3, CONTIG), mask=mask), COMPUTE)
-
-
-@triton.jit
-def pointwise_kernel(
-    out_ptr, a_ptr, b_ptr, c_ptr, a_val, b_val, c_val, p0,
-    so0, so1, so2, so3, sa0, sa1, sa2, sa3, sb0, sb1, sb2, sb3, sc0, sc1, sc2, sc3,
-    d1, d2, d3, n,
-    OP: tl.constexpr, N_IN: tl.constexpr, COMPUTE: tl.constexpr,
-    A_SCALAR: tl.constexpr, B_SCALAR: tl.constexpr, C_SCALAR: tl.constexpr,
-    O_CONTIG: tl.constexpr, A_CONTIG: tl.constexpr, B_CONTIG: tl.constexpr, C_CONTIG: tl.constexpr,
-    BLOCK: tl.constexpr,
-):
-    pid = tl.program_id(0)
-    # int64 indices: numel may pass 2**31
-    idx = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = idx < n
-    a = _operand(a_ptr, a_val, idx, mask, sa0, sa1, sa2, sa3, d1, d2, d3, A_SCALAR, A_CONTIG, COMPUTE, BLOCK)
-    b = a
-    if N_IN >= 2:
-        b = _operand(b_ptr, b_val, idx, mask, sb0, sb1, sb2, sb3, d1, d2, d3, B_SCALAR, B_CONTIG, COMPUTE, BLOCK)
-    c = a
-    if N_IN >= 3:
-        c = _operand(c_ptr, c_val, idx, mask, sc0, sc1, sc2, sc3, d1, d2, d3, C_SCALAR, C_CONTIG, COMPUTE, BLOCK)
-    r = OP(a, b, c, p0)
-    o = _offsets(idx, so0, so1, so2, so3, d1, d2, d3, O_CONTIG)
-    tl.store(out_ptr + o, cvt(r, out_ptr.dtype.element_ty), mask=mask)
 
 
 def coalesce(shape: Sequence[int], strides_list: Sequence[Sequence[int]]):
@@ -152,11 +93,24 @@ def _is_contig(shape, strides) -> bool:
     return True
 
 
-def launch(op, operands: Sequence, out: torch.Tensor, compute: torch.dtype, p0=0.0) -> torch.Tensor:
-    """Run ``op`` over ``operands`` (tensors already broadcastable to ``out``, or Python numbers) into ``out``."""
+def _max_offset(shape, strides) -> int:
+    return sum((d - 1) * abs(st) for d, st in zip(shape, strides))
+
+
+_ZERO_STRIDES = (0, 0, 0, 0)
+_INT32_END = 2 ** 31 - 1
+_FLAGS = {n: (tuple(f"{x}_SCALAR" for x in "ABCD"[:n]), ("O_CONTIG",) + tuple(f"{x}_CONTIG" for x in "ABCD"[:n]))
+          for n in range(1, codegen.MAX_OPERANDS + 1)}
+
+
+def launch(op, operands: Sequence, out: torch.Tensor, compute: torch.dtype,
+           result: Optional[torch.dtype] = None) -> torch.Tensor:
+    """Run scalar function ``op`` over ``operands`` (tensors already broadcastable to ``out``, or Python numbers)
+    into ``out``: computed in ``compute``, rounded to ``result`` (default: out's dtype), then to out's dtype."""
     n = out.numel()
     if n == 0:
         return out
+    result = out.dtype if result is None else result
     shape = list(out.shape)
     tensors = []
     for x in operands:
@@ -168,52 +122,44 @@ def launch(op, operands: Sequence, out: torch.Tensor, compute: torch.dtype, p0=0
         # rare: more than 4 non-mergeable dims; materialise operands and write through a contiguous buffer
         tmp = torch.empty(shape, dtype=out.dtype, device=out.device)
         ops = [x.expand(shape).contiguous() if isinstance(x, torch.Tensor) else x for x in operands]
-        launch(op, ops, tmp, compute, p0)
+        launch(op, ops, tmp, compute, result)
         out.copy_(tmp)
         return out
     pad = MAX_RANK - len(cshape)
     cshape = [1] * pad + cshape
     cstrides = [[0] * pad + st for st in cstrides]
-    contig = [_is_contig(cshape, st) for st in cstrides]
 
-    ptrs, vals, strides, scalar_flags, contig_flags = [], [], [], [], []
-    ti = 0
-    for x in operands:
-        if isinstance(x, torch.Tensor):
-            ptrs.append(tensors[ti])
-            vals.append(0)
-            strides.append(cstrides[1 + ti])
-            scalar_flags.append(False)
-            contig_flags.append(contig[1 + ti])
-            ti += 1
-        else:
-            ptrs.append(out)  # never dereferenced: the operand is a scalar
-            vals.append(x)
-            strides.append([0, 0, 0, 0])
-            scalar_flags.append(True)
-            contig_flags.append(False)
     n_in = len(operands)
-    while len(ptrs) < 3:
-        ptrs.append(out)
-        vals.append(0)
-        strides.append([0, 0, 0, 0])
-        scalar_flags.append(True)
-        contig_flags.append(False)
+    scalar_names, contig_names = _FLAGS[n_in]
+    flags = {contig_names[0]: _is_contig(cshape, cstrides[0])}
+    ptrs, vals, strides = [], [], list(cstrides[0])
+    ti = 0
+    for k, x in enumerate(operands):
+        if isinstance(x, torch.Tensor):
+            ti += 1
+            ptrs.append(tensors[ti - 1])
+            vals.append(0)
+            strides += cstrides[ti]
+            flags[scalar_names[k]] = False
+            flags[contig_names[k + 1]] = _is_contig(cshape, cstrides[ti])
+        else:
+            ptrs.append(out)  # never dereferenced: the operand is a kernel scalar
+            vals.append(x)
+            strides += _ZERO_STRIDES
+            flags[scalar_names[k]] = True
+            flags[contig_names[k + 1]] = False
 
-    cfg = runtime.config("pointwise", _DEFAULT)
+    cfg = runtime.config("pointwise", _DEFAULT, out.dtype)
     block = min(cfg["BLOCK"], runtime.next_pow2(n))
-    grid = (triton.cdiv(n, block),)
+    grid = triton.cdiv(n, block)
+    # int32 index arithmetic unless an index (padded to whole blocks) or an element offset can pass 2**31
+    idx64 = grid * block > _INT32_END or any(_max_offset(cshape, st) > _INT32_END for st in cstrides)
     opts = {k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")}
+    kernel = codegen.kernel(op, n_in)
     with runtime.device_guard(out):
-        pointwise_kernel[grid](
-            out, ptrs[0], ptrs[1], ptrs[2], vals[0], vals[1], vals[2], p0,
-            *cstrides[0], *strides[0], *strides[1], *strides[2],
-            cshape[1], cshape[2], cshape[3], n,
-            OP=op, N_IN=n_in, COMPUTE=tl_dtype(compute),
-            A_SCALAR=scalar_flags[0], B_SCALAR=scalar_flags[1], C_SCALAR=scalar_flags[2],
-            O_CONTIG=contig[0], A_CONTIG=contig_flags[0], B_CONTIG=contig_flags[1], C_CONTIG=contig_flags[2],
-            BLOCK=block, **opts,
-        )
+        kernel[(grid,)](out, *ptrs, *vals, *strides, cshape[1], cshape[2], cshape[3], n,
+                        COMPUTE=tl_dtype(compute), RESULT=tl_dtype(result), **flags, IDX64=idx64, BLOCK=block,
+                        **opts)
     return out
 
 
@@ -234,8 +180,29 @@ def device_of(*xs):
     raise TypeError("pointwise op needs at least one tensor operand")
 
 
+def wrap_int(x: int, dtype: torch.dtype) -> int:
+    """``x`` cast to integer ``dtype`` with two's-complement wraparound, as torch casts a Python int operand."""
+    if dtype is torch.bool:
+        return int(x != 0)
+    bits = torch.iinfo(dtype).bits
+    x %= 1 << bits
+    return x - (1 << bits) if torch.iinfo(dtype).min < 0 and x >= 1 << (bits - 1) else x
+
+
+def to_fp32(x) -> float:
+    """``x`` rounded once to fp32, the type Triton gives a Python float argument (+-inf past fp32's range)."""
+    if isinstance(x, int) and not -2 ** 24 <= x <= 2 ** 24:
+        return float(torch.tensor(x, dtype=torch.int64).to(torch.float32))   # one rounding, like torch
+    x = float(x)
+    try:
+        return struct.unpack("f", struct.pack("f", x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
 def as_operand(x, compute: torch.dtype, device):
-    """A Python number stays a kernel scalar where the kernel's scalar type can hold it exactly enough."""
+    """A Python number as the kernel scalar torch would compute with, or a 0-dim tensor where Triton's scalar
+    types cannot hold it (fp64: a Python float argument is fp32)."""
     if isinstance(x, torch.Tensor):
         if x.device != device:
             # a 0-dim CPU tensor next to an accelerator tensor (torch allows it for scalars)
@@ -243,10 +210,12 @@ def as_operand(x, compute: torch.dtype, device):
         return x
     if isinstance(x, bool):
         x = int(x)
-    if compute in (torch.float64, torch.int64) or (isinstance(x, int) and not -2**31 <= x < 2**31):
-        # Triton types Python floats as fp32 and ints as i32/i64: keep fp64/int64 maths exact via a tensor
+    if not compute.is_floating_point:
+        # torch casts an integer operand to the compute dtype, wrapping (int8 tensor + 300 adds 44)
+        return wrap_int(int(x), compute)
+    if compute is torch.float64:
         return torch.tensor(x, dtype=compute, device=device)
-    return float(x) if compute.is_floating_point else int(x)
+    return to_fp32(x)
 
 
 def out_ok(out: torch.Tensor, shape, inputs=()) -> Optional[str]:
@@ -307,7 +276,7 @@ def alloc(shape, dtype: torch.dtype, device, operands) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype, device=device)
 
 
-def run(op, operands: Sequence, compute: torch.dtype, result: Optional[torch.dtype] = None, *, out=None, p0=0.0,
+def run(op, operands: Sequence, compute: torch.dtype, result: Optional[torch.dtype] = None, *, out=None,
         shape=None, like=None) -> torch.Tensor:
     """``op`` over ``operands`` (tensors and Python numbers, broadcast together) computed in ``compute``.
 
@@ -319,8 +288,6 @@ def run(op, operands: Sequence, compute: torch.dtype, result: Optional[torch.dty
     if shape is None:
         shape = torch.broadcast_shapes(*[shape_of(x) for x in operands])
     ops = [as_operand(x, compute, device) for x in operands]
-    if isinstance(p0, float) and not compute.is_floating_point:
-        p0 = int(p0)
     if out is None:
         out = alloc(shape, result, device, tensors)
-    return launch(op, ops, out, compute, p0)
+    return launch(op, ops, out, compute, result)

@@ -2,6 +2,8 @@
 
 where(cond, a, b): a and b promoted together (two Python scalars: the default float for floats, int64 for
 ints, bool for bools);  masked_fill(x, mask, v) = where(mask, v, x) in x's dtype (v a number or a 0-dim tensor).
+A Python value torch refuses for the dtype (scalar_checks.py: 300 into int8; masked_fill also 1e10 into fp16)
+stays native, so torch raises.
 """
 from __future__ import annotations
 
@@ -13,11 +15,15 @@ import triton.language as tl
 
 from ..registry import implement
 from . import elementwise as ew
+from ..runtime.checks import values_checkable
+from .pointwise_codegen import scalar_function
+from .scalar_checks import overflow_reason, overflows, where_overflows
 from .elementwise import ALL, NUMERIC
 
 
+@scalar_function
 @triton.jit
-def _where(a, b, c, p0):
+def _where(a, b, c):
     return tl.where(a != 0, b, c)
 
 
@@ -38,6 +44,11 @@ def _where_supports(cond, a, b, **kw):
         return "type promotion"
     if rt not in NUMERIC | {torch.bool}:
         return f"result dtype {rt}"
+    for v in (a, b):
+        # torch converts a Python scalar to the result dtype with an overflow check (int8 and 300 raise)
+        if ew.is_number(v) and (isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor)) and \
+                where_overflows(v, rt):
+            return overflow_reason(v, rt)
     out = kw.get("out")
     if out is not None:
         if out.dtype != rt:
@@ -70,8 +81,13 @@ def _masked_fill_supports(self, mask, value, inplace=False):
             return "value tensor not 0-dim (torch raises)"
         if value.is_complex():
             return "complex value"
+        # torch converts value.item() with the overflow check (host values only: no device sync here)
+        if values_checkable(value) and overflows(value.item(), self.dtype):
+            return overflow_reason(value.item(), self.dtype)
     elif isinstance(value, complex) or not isinstance(value, Number):
         return "value type"
+    elif overflows(value, self.dtype):
+        return overflow_reason(value, self.dtype)
     if mask.device != self.device and mask.dim() > 0:
         return "mask on another device"
     try:

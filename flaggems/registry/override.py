@@ -134,16 +134,19 @@ def _rewrap(e: _res.OpEntry, args: tuple) -> tuple:
 def make_aten_override(e: _res.OpEntry, native) -> Callable:
     """The function registered at the vendor's dispatch key for one ATen overload."""
     name = e.qualname
-    # torch hands a kernel's internal "wrapped number" tensors to Python overrides as plain numbers; where the
-    # op's self slot holds one, the call comes from inside a native kernel and stays native
+    # torch hands "wrapped number" tensors (torch.add(2, t), or a native kernel's internal ones) to Python
+    # overrides as plain numbers; a number in the self slot is served only by implementations declared to take
+    # numbers (implement(numbers=True)) and stays native otherwise (their predicates expect a tensor there)
     self_slot = 0 in e.tensor_slots
+    numbers_ok = bool(e.impls) and all(i.numbers for i in e.impls)
     tls = _res.TLS
     dispatch = _res.dispatch
     res = _res
 
     def override(keyset, *args, **kwargs):
         busy = tls.busy
-        if self_slot and args and isinstance(args[0], Number) and not isinstance(args[0], torch.Tensor):
+        if self_slot and args and isinstance(args[0], Number) and not isinstance(args[0], torch.Tensor) and \
+                not (numbers_ok and not res.STATE.overrides.get(name)):
             impl, reason = None, "wrapped number operand"
         elif name in busy:
             # an implementation re-entered its own op: serve it natively, never recurse

@@ -41,6 +41,8 @@ class Impl:
     # capability flags whose dtypes this impl decodes in software (bit manipulation), so a vendor without the
     # hardware feature can still run it: e.g. an fp8 GEMM with a dequantise-in-registers path
     decodes: Tuple[str, ...] = ()
+    # takes a Python number in its Tensor slots, self included (torch's "wrapped numbers", e.g. torch.add(2, t))
+    numbers: bool = False
 
     def static_reason(self, dtypes: Sequence[torch.dtype], caps) -> Optional[str]:
         """Why this impl cannot take inputs of these dtypes on this vendor (None if it can)."""
@@ -127,11 +129,14 @@ def add_entry(e: OpEntry) -> None:
 
 
 def implement(ops: Union[str, Iterable[str]], *, kind: str = "triton", dtypes=None,
-              requires: Sequence[str] = (), supports: Optional[Callable] = None, decodes: Sequence[str] = ()):
+              requires: Sequence[str] = (), supports: Optional[Callable] = None, decodes: Sequence[str] = (),
+              numbers: bool = False):
     """Decorator: declare ``fn`` as an implementation of one or more ops (ATen or flaggems:: custom ops).
 
     ``requires``: capability flags the vendor must have. ``decodes``: flags ("fp8", "fp4") whose dtypes the
     implementation handles without the hardware feature (software decode), so they do not exclude it.
+    ``numbers``: the implementation (and its ``supports``) takes a Python number in any Tensor slot, self
+    included; an op whose implementations all do is served for ``torch.add(2, t)`` (else that call stays native).
     """
     if kind not in KINDS:
         raise RegistrationError(f"unknown implementation kind {kind!r}; expected one of {KINDS}")
@@ -148,7 +153,7 @@ def implement(ops: Union[str, Iterable[str]], *, kind: str = "triton", dtypes=No
             if q.startswith("flaggems::") and q not in _ENTRIES:
                 raise RegistrationError(f"{q}: declare it with custom_op() before implementing it")
             e = entry(q)
-            impl = Impl(q, fn, kind, dts, tuple(requires), supports, decodes=tuple(decodes))
+            impl = Impl(q, fn, kind, dts, tuple(requires), supports, decodes=tuple(decodes), numbers=numbers)
             with e._lock:
                 e.impls.append(impl)
                 e.cache.clear()
@@ -319,12 +324,18 @@ def _key(args, kwargs) -> tuple:
 
 
 def _tensor_dtypes(args, kwargs) -> List[torch.dtype]:
+    """The dtypes an implementation must handle: its tensors' and a ``dtype=`` keyword's (the result of
+    ``_to_copy(x, dtype=torch.float8_e4m3fn)`` or ``full(..., dtype=torch.float64)``, which a vendor without fp8 /
+    fp64 cannot compute; keyword dtypes are part of the resolution-cache key, see _key)."""
     out = []
     for a in list(args) + list(kwargs.values()):
         if isinstance(a, torch.Tensor):
             out.append(a.dtype)
         elif isinstance(a, (list, tuple)):
             out.extend(x.dtype for x in a if isinstance(x, torch.Tensor))
+    for a in kwargs.values():
+        if isinstance(a, torch.dtype):
+            out.append(a)
     return out
 
 

@@ -173,3 +173,19 @@ def test_fp64_scalar_compare_on_vendor_without_fp64():
     out, rep = _run(simulated(seed("ascend")), lambda t: t == 255, b)
     assert out.tolist() == [False, True]
     assert "vendor lacks fp64" in rep.fallbacks()["aten::eq.Scalar"]
+
+
+@pytest.mark.parametrize("flag,dtype", [("fp64", torch.float64), ("fp8", torch.float8_e4m3fn)])
+def test_result_dtype_keyword_follows_the_flags(flag, dtype):
+    """A dtype= keyword is a dtype the kernel computes in: _to_copy / full into fp64 or fp8 stay native on a
+    vendor without the flag (the AOT gate found triton-ascend refusing these pointwise_identity kernels)."""
+    without = simulated(seed("cambricon", **{flag: False}))
+    x = torch.randn(9)
+    cases = (("_to_copy.default", lambda: x.to(dtype)), ("full.default", lambda: torch.full((4,), 2.0, dtype=dtype)))
+    for op, fn in cases:
+        got, rep = _run(without, fn)
+        assert torch.equal(got.float(), fn().float())
+        assert rep.served_by(op) == {}, op
+        assert rep.fallbacks()[f"aten::{op}"] == {f"vendor lacks {flag}": 1}, op
+        _, rep_on = _run(simulated(seed("cambricon", **{flag: True})), fn)
+        assert rep_on.served_by(op) == {"triton": 1}, op
