@@ -55,7 +55,7 @@ def _grouped(op, fp4, a, a_s, b, b_s, offs, out_dtype):
         raise ValueError(f"{op} (cpp): offs must be int32 [G={G}], got {offs.dtype} {tuple(offs.shape)}")
     out_dtype = torch.get_default_dtype() if out_dtype is None else out_dtype
     oc = dcode(out_dtype, op, "out_dtype")
-    out = torch.empty((M, N), dtype=out_dtype)
+    out = torch.empty((M, N), dtype=out_dtype, device=a.device)
     if out.numel() == 0:
         return out
     a, a_s, b, b_s, offs = contig(a), contig(a_s), contig(b), contig(b_s), contig(offs)

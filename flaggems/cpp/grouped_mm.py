@@ -19,17 +19,17 @@ import torch
 
 from ..ops.gemm import grouped as _tri
 from ..registry import implement
-from ._ext import dcode, lib, nthreads, require_cpu
+from ._ext import dcode, host_addressable, lib, nthreads, require_cpu
 
 _F = frozenset({torch.float32, torch.bfloat16, torch.float16})
 
 
-def _out(size, dtype):
+def _out(size, dtype, device):
     """The output torch allocates: rows padded to 16 bytes (create_grouped_gemm_output_tensor)."""
     align = 16 // (4 if dtype == torch.float32 else 2)
     ld = (size[-1] + align - 1) // align * align
     stride = (ld, 1) if len(size) == 2 else (size[1] * ld, ld, 1)
-    return torch.empty_strided(size, stride, dtype=dtype)
+    return torch.empty_strided(size, stride, dtype=dtype, device=device)
 
 
 def supports(a, b, offs=None, bias=None, out_dtype=None):
@@ -57,13 +57,13 @@ def _run(a, b, offs, out_dtype, clamp_offs):
         M = a.shape[0]
         # rows of a may have any stride; the C++ kernel needs unit stride along K
         a2 = a if (K <= 1 or a.stride(1) == 1) else a.contiguous()
-        out = _out((M, N), out_dtype)
+        out = _out((M, N), out_dtype, a.device)
         rows_per_group, sam = 0, a2.stride(0)
         offs = offs.contiguous()
     else:
         a2 = a.contiguous()
         M = G * a.shape[1]
-        out = _out((G, a.shape[1], N), out_dtype)
+        out = _out((G, a.shape[1], N), out_dtype, a.device)
         rows_per_group, sam = a.shape[1], K
     if out.numel() == 0:
         return out
@@ -99,8 +99,8 @@ def grouped_mm(a, b, offs=None, out_dtype=None):
 
 def aten_supports(a, b, offs=None, bias=None, out_dtype=None):
     """Registry predicate for ``aten::_grouped_mm`` (kind cpp): None if grouped_mm_aten takes the call, else why."""
-    if not (a.is_cpu and b.is_cpu and (offs is None or offs.is_cpu)):
-        return "cpp grouped_mm runs on CPU tensors only"
+    if not (host_addressable(a) and host_addressable(b) and (offs is None or host_addressable(offs))):
+        return "cpp grouped_mm runs on host memory (cpu / fgsim tensors) only"
     if out_dtype is not None and out_dtype != a.dtype:
         return "out_dtype differs from the input dtype"
     r = supports(a, b, offs, bias, out_dtype)

@@ -15,7 +15,7 @@ from ._ext import DTYPE_CODES, FLOATS, contig, lib, nthreads, require_cpu
 def _hadamard_transform_cpp(x, scale=1.0):
     require_cpu("hadamard_transform", x=x)
     n = x.shape[-1]
-    out = torch.empty(x.shape, dtype=x.dtype)
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     if out.numel() == 0:
         return out
     x2 = x.reshape(-1, n)
@@ -33,9 +33,9 @@ def _hc_split_sinkhorn_cpp(mixes, hc_scale, hc_base, hc_mult=4, sinkhorn_iters=2
     lead = mixes.shape[:-1]
     m = contig(mixes).reshape(-1, (2 + hc) * hc)
     T = m.shape[0]
-    pre = torch.empty((*lead, hc), dtype=torch.float32)
-    post = torch.empty((*lead, hc), dtype=torch.float32)
-    comb = torch.empty((*lead, hc, hc), dtype=torch.float32)
+    pre = torch.empty((*lead, hc), dtype=torch.float32, device=mixes.device)
+    post = torch.empty((*lead, hc), dtype=torch.float32, device=mixes.device)
+    comb = torch.empty((*lead, hc, hc), dtype=torch.float32, device=mixes.device)
     if T:
         lib().hc_split_sinkhorn(m.data_ptr(), contig(hc_scale).data_ptr(), contig(hc_base).data_ptr(),
                                 pre.data_ptr(), post.data_ptr(), comb.data_ptr(), T, hc, int(sinkhorn_iters),

@@ -38,8 +38,8 @@ def _moe_gate_cpp(logits, bias, topk, score_func="sqrtsoftplus", route_scale=1.0
         if bias.stride(0) != 1 and E > 1:
             bias = bias.contiguous()
         bptr = bias.data_ptr()
-    w = _empty(T, topk, dtype=_F32)
-    idx = _empty(T, topk, dtype=_I64)
+    w = _empty(T, topk, dtype=_F32, device=logits.device)
+    idx = _empty(T, topk, dtype=_I64, device=logits.device)
     if T:
         lib().moe_gate(logits.data_ptr(), DTYPE_CODES[logits.dtype], T, E, logits.stride(0), bptr, topk,
                        _FUNC[score_func], route_scale, w.data_ptr(), idx.data_ptr(), _get_threads())
@@ -60,8 +60,8 @@ def _moe_gate_hash_cpp(logits, tid2eid, input_ids, score_func="sqrtsoftplus", ro
     if ids.stride(0) != 1 and T > 1:
         ids = ids.contiguous()
     tab = tid2eid if (k <= 1 or tid2eid.stride(1) == 1) else tid2eid.contiguous()
-    w = _empty(T, k, dtype=_F32)
-    idx = _empty(T, k, dtype=_I64)
+    w = _empty(T, k, dtype=_F32, device=logits.device)
+    idx = _empty(T, k, dtype=_I64, device=logits.device)
     if T:
         bad_ids, bad_rows = lib().moe_gate_hash(
             logits.data_ptr(), DTYPE_CODES[logits.dtype], T, E, logits.stride(0), k, _FUNC[score_func],

@@ -31,8 +31,8 @@ def _write_back(x, xc):
 def _act_quant_cpp(x, block_size=128, scale_fmt=None, scale_dtype=None):
     code, N, M, xc = _rows("act_quant", x)
     scale_dtype = torch.float32 if scale_dtype is None else scale_dtype
-    y = torch.empty(x.shape, dtype=torch.float8_e4m3fn)
-    s = torch.empty((*x.shape[:-1], N // block_size), dtype=scale_dtype)
+    y = torch.empty(x.shape, dtype=torch.float8_e4m3fn, device=x.device)
+    s = torch.empty((*x.shape[:-1], N // block_size), dtype=scale_dtype, device=x.device)
     if M and N:
         lib().act_quant(xc.data_ptr(), code, M, N, block_size, int(scale_fmt is not None), y.data_ptr(),
                         s.data_ptr(), int(scale_dtype == torch.float8_e8m0fnu), False, nthreads())
@@ -51,8 +51,8 @@ def _act_quant_inplace_cpp(x, block_size=128, scale_fmt=None):
 @implement("flaggems::fp4_act_quant", kind="cpp", dtypes=FLOATS)
 def _fp4_act_quant_cpp(x, block_size=32):
     code, N, M, xc = _rows("fp4_act_quant", x)
-    y = torch.empty((*x.shape[:-1], N // 2), dtype=torch.float4_e2m1fn_x2)
-    s = torch.empty((*x.shape[:-1], N // block_size), dtype=torch.float8_e8m0fnu)
+    y = torch.empty((*x.shape[:-1], N // 2), dtype=torch.float4_e2m1fn_x2, device=x.device)
+    s = torch.empty((*x.shape[:-1], N // block_size), dtype=torch.float8_e8m0fnu, device=x.device)
     if M and N:
         lib().fp4_act_quant(xc.data_ptr(), code, M, N, block_size, y.data_ptr(), s.data_ptr(), False,
                             nthreads())

@@ -23,7 +23,7 @@ from ..formats import AS_LOADED, E4M3, E8M0_BYTES, FP4, is_fp4
 from ..ops.gemm.recipes import plan_v1
 from ..ops.gemm.scaled import v1_reason
 from ..registry import implement
-from ._ext import DTYPE_CODES, contig, lib, nthreads
+from ._ext import DTYPE_CODES, contig, host_addressable, lib, nthreads
 
 SERVED = frozenset({"block_1x128_128x128", "block_128x128_1x128", "block_1x128_1x128", "mxfp8", "mxfp4"})
 _OUT = (torch.float32, torch.bfloat16, torch.float16)
@@ -36,8 +36,8 @@ def supports(a, b, scale_a, scale_b, bias=None, scale_result=None, out_dtype=Non
     if r is not None:
         return r
     ts = [a, b, scale_a, scale_b, bias, scale_result, out]
-    if not all(t is None or t.device.type == "cpu" for t in ts):
-        return "cpp scaled_mm runs on CPU tensors only"
+    if not all(t is None or host_addressable(t) for t in ts):
+        return "cpp scaled_mm runs on host memory (cpu / fgsim tensors) only"
     if not ((a.dtype == b.dtype == E4M3) or (FP4 is not None and a.dtype == b.dtype == FP4)):
         return "operands must both be float8_e4m3fn or both float4_e2m1fn_x2"
     dt = out.dtype if out is not None else (out_dtype or a.dtype)
@@ -91,5 +91,5 @@ def scaled_mm_out_cpp(a, b, scale_a, scale_b, bias=None, scale_result=None, out_
                       *, out):
     if out.is_contiguous():
         return _run(a, b, scale_a, scale_b, bias, out)
-    out.copy_(_run(a, b, scale_a, scale_b, bias, torch.empty(out.shape, dtype=out.dtype)))
+    out.copy_(_run(a, b, scale_a, scale_b, bias, torch.empty(out.shape, dtype=out.dtype, device=out.device)))
     return out

@@ -25,7 +25,7 @@ def _sparse_attn_cpp(q, kv, attn_sink, topk_idxs, softmax_scale):
     require_cpu("sparse_attn", q=q, kv=kv, attn_sink=attn_sink, topk_idxs=topk_idxs)
     b, m, h, d = q.shape
     n, K = kv.shape[1], topk_idxs.shape[2]
-    out = torch.empty((b, m, h, d), dtype=q.dtype)
+    out = torch.empty((b, m, h, d), dtype=q.dtype, device=q.device)
     if out.numel() == 0:
         return out
     q, kv, topk_idxs, sink = _last_contig(q), _last_contig(kv), _last_contig(topk_idxs), contig(attn_sink)

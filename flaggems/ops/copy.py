@@ -218,6 +218,17 @@ def full(size, fill_value, *, dtype=None, layout=None, device=None, pin_memory=N
     return fill(out, fill_value)
 
 
+def _scalar_tensor_supports(s, *, dtype=None, layout=None, device=None, pin_memory=None):
+    return _factory_supports((), s, dtype=dtype or torch.get_default_dtype(), layout=layout, device=device,
+                             pin_memory=pin_memory) if not isinstance(s, complex) else "complex value"
+
+
+# torch.where / masked_fill with a Python number wrap it with scalar_tensor (default dtype unless given)
+@implement("aten::scalar_tensor.default", kind="triton", dtypes=COPYABLE, supports=_scalar_tensor_supports)
+def scalar_tensor(s, *, dtype=None, layout=None, device=None, pin_memory=None):
+    return fill(torch.empty((), dtype=dtype or torch.get_default_dtype(), device=device), s)
+
+
 def _zeros_ones_supports(size, *, dtype=None, layout=None, device=None, pin_memory=None):
     return _factory_supports(size, 0.0, dtype=dtype, layout=layout, device=device, pin_memory=pin_memory)
 

@@ -3,6 +3,10 @@
 Rows are addressed as x[m1, n, m2] through strides (outer dims, the softmax dim, inner dims), so any dim of a
 contiguous tensor works without a transpose. Rows that fit one tile take one pass; longer rows use an online
 max/sum pass followed by a normalising pass. Math in fp32 (fp64 for fp64); ``half_to_float`` writes fp32.
+
+``_safe_softmax`` (what SDPA's math path calls, e.g. on a PrivateUse1 device) is the same softmax except that a
+row whose elements are all -inf gives zeros instead of NaN; such rows are exactly those whose sum of exponentials
+is 0 (otherwise the row's maximum contributes exp(0) = 1).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ _DEFAULT = {"BLOCK_M": 4, "BLOCK_N": 1024}
 @triton.jit
 def _softmax_kernel(x_ptr, y_ptr, M, M2, N, sx1, sx2, sxn, sy1, sy2, syn,
                     ACC: tl.constexpr, ONE_PASS: tl.constexpr, LOG: tl.constexpr,
-                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SAFE: tl.constexpr = False):
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
     row_mask = rows < M
@@ -41,6 +45,8 @@ def _softmax_kernel(x_ptr, y_ptr, M, M2, N, sx1, sx2, sxn, sy1, sy2, syn,
             y = x - m[:, None] - tl.log(s)[:, None]
         else:
             y = e / s[:, None]
+            if SAFE:
+                y = tl.where(s[:, None] == 0, 0.0, y)
         tl.store(y_ptr + yb[:, None] + cols0[None, :] * syn, y.to(y_ptr.dtype.element_ty), mask=mask)
     else:
         m = tl.full([BLOCK_M], -float("inf"), ACC)
@@ -62,6 +68,8 @@ def _softmax_kernel(x_ptr, y_ptr, M, M2, N, sx1, sx2, sxn, sy1, sy2, syn,
                 y = x - m[:, None] - tl.log(s)[:, None]
             else:
                 y = tl.exp(x - m[:, None]) / s[:, None]
+                if SAFE:
+                    y = tl.where(s[:, None] == 0, 0.0, y)
             tl.store(y_ptr + yb[:, None] + cols[None, :] * syn, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
@@ -80,7 +88,7 @@ def row_blocks(cfg: dict, M: int, N: int):
     return one_pass, block_m, block_n
 
 
-def softmax_into(x: torch.Tensor, dim: int, y: torch.Tensor, log: bool = False) -> torch.Tensor:
+def softmax_into(x: torch.Tensor, dim: int, y: torch.Tensor, log: bool = False, safe: bool = False) -> torch.Tensor:
     if x.numel() == 0:
         return y
     dim = dim % max(x.dim(), 1) if x.dim() else 0
@@ -100,7 +108,7 @@ def softmax_into(x: torch.Tensor, dim: int, y: torch.Tensor, log: bool = False) 
     with runtime.device_guard(x):
         _softmax_kernel[grid](x, yt, M, M2, N, sx1, sx2, sxn, sy1, sy2, syn,
                               ACC=ew.tl_dtype(acc), ONE_PASS=one_pass, LOG=log,
-                              BLOCK_M=block_m, BLOCK_N=block_n,
+                              BLOCK_M=block_m, BLOCK_N=block_n, SAFE=safe,
                               **{k: v for k, v in cfg.items() if k in ("num_warps", "num_stages")})
     if yt is not y:
         y.copy_(yt)
@@ -142,3 +150,21 @@ def log_softmax(x, dim, half_to_float):
 @implement("aten::_log_softmax.out", kind="triton", dtypes=FLOAT, supports=_supports)
 def log_softmax_out(x, dim, half_to_float, *, out):
     return softmax_into(x, dim, out, log=True)
+
+
+def _safe_supports(x, dim, dtype=None):
+    nd = max(x.dim(), 1)
+    if not -nd <= dim < nd:
+        return "dim out of range (torch raises IndexError)"
+    if dtype is not None and dtype not in FLOAT:
+        return f"dtype {dtype}"
+    return None
+
+
+@implement("aten::_safe_softmax.default", kind="triton", dtypes=FLOAT, supports=_safe_supports)
+def safe_softmax(x, dim, dtype=None):
+    # torch: softmax(x, dim, dtype=dtype), i.e. the input converted to dtype first
+    if dtype is not None and dtype != x.dtype:
+        x = x.to(dtype)
+    y = torch.empty_like(x, memory_format=torch.contiguous_format)
+    return softmax_into(x, dim, y, safe=True)

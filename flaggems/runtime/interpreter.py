@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 _INSTALLED = False
+# Serialises interpreted kernel launches across threads (see grid_call in install_fixup).
+LAUNCH_LOCK = threading.RLock()
 
 
 class InterpreterFixupError(RuntimeError):
@@ -113,10 +116,22 @@ def install_fixup() -> None:
             return float_map[elem]
         return orig_get_np_dtype(tt_dtype)
 
+    def _values(data, tl_dtype):
+        """``data`` as a numpy array of tl_dtype's values. Handles hold either that dtype, or its raw bits
+        (unsigned integers of the same width: reinterpreted), or — the interpreter labels some results by the
+        type they are about to be cast to (issue 13 #18: a comparison's bools reach a cast to bf16 labelled
+        fp32) — values of another type (bool, integers of another width, floats): converted by value."""
+        src = np.asarray(data)
+        want = numeric[tl_dtype]
+        if src.dtype == want:
+            return src
+        if src.dtype.kind == "u" and src.dtype.itemsize == want.itemsize:
+            return src.view(want)
+        return src.astype(want)
+
     def _convert_float(data, input_dtype, output_dtype, rounding_mode):
         if input_dtype in numeric and output_dtype in numeric:
-            src = np.asarray(data)
-            src = src.view(numeric[input_dtype]) if src.dtype != numeric[input_dtype] else src
+            src = _values(data, input_dtype)
             if output_dtype in saturate:
                 bound = saturate[output_dtype]
                 src = np.clip(src.astype(np.float32), -bound, bound)
@@ -158,8 +173,13 @@ def install_fixup() -> None:
     orig_call = interp.GridExecutor.__call__
 
     def grid_call(self, *args, **kwargs):
-        # Masked-off lanes compute 0/0 or exp overflow like on a GPU, which never warns; numpy would.
-        with np.errstate(all="ignore"):
+        # One interpreted launch at a time (issue 13 #11): the interpreter patches triton.language's builtins
+        # and the kernel function's globals for the duration of a launch and restores them afterwards, so a
+        # second thread launching meanwhile sees a half-patched module ("Did you forget to add @triton.jit ?")
+        # or restores the first thread's patches away. The lock is re-entrant (a launch inside a launch, e.g.
+        # from a pre-run hook, must not deadlock). Native and cpp kernels never take it.
+        with LAUNCH_LOCK, np.errstate(all="ignore"):
+            # Masked-off lanes compute 0/0 or exp overflow like on a GPU, which never warns; numpy would.
             return orig_call(self, *args, **kwargs)
 
     interp.GridExecutor.__call__ = grid_call

@@ -93,3 +93,11 @@ def test_arange_errors_like_torch():
         run_gems(lambda: torch.arange(0, 10, 0))
     with pytest.raises(RuntimeError):
         run_gems(lambda: torch.arange(10, 0, 1))
+
+
+@pytest.mark.parametrize("value,dtype", [(2.5, None), (3, None), (True, torch.bool), (-7, torch.int32),
+                                         (1e3, torch.bfloat16), (float("nan"), torch.float16)])
+def test_scalar_tensor(value, dtype):
+    got, _ = run_gems(lambda: torch.scalar_tensor(value, dtype=dtype), served=["scalar_tensor.default"])
+    want = torch.scalar_tensor(value, dtype=dtype)
+    assert got.dtype == want.dtype and got.shape == () and torch.equal(got, want) | (got.isnan() & want.isnan())

@@ -49,15 +49,43 @@ def test_softmax_out_poisoned():
     assert_close(out, torch.softmax(x.double(), 1), torch.float32, reduce_len=70)
 
 
-@pytest.mark.parametrize("op", [torch.ops.aten._softmax, torch.ops.aten._log_softmax])
+@pytest.mark.parametrize("n", [7, 9000])   # one pass and two passes
+def test_safe_softmax_fully_masked_rows_give_zeros(n):
+    """aten::_safe_softmax (SDPA's math path): rows of all -inf give 0 (softmax gives NaN), others as softmax;
+    NaN rows stay NaN."""
+    x = make_tensor((5, n), torch.float32) * 4
+    x[1] = -float("inf")
+    x[2, : n // 2] = -float("inf")
+    x[3, 0] = float("nan")
+    got, _ = run_gems(lambda: torch.ops.aten._safe_softmax(x, -1), served=["_safe_softmax.default"])
+    want = torch.ops.aten._safe_softmax(x, -1)
+    assert torch.equal(got[1], torch.zeros(n)) and torch.isnan(got[3]).all() and torch.isnan(want[3]).all()
+    keep = torch.tensor([0, 2, 4])
+    assert_close(got[keep], torch.softmax(x[keep].double(), -1), torch.float32, reduce_len=n)
+
+
+@pytest.mark.parametrize("dtype,to", [(torch.bfloat16, None), (torch.bfloat16, torch.float32),
+                                      (torch.float32, torch.bfloat16)])
+def test_safe_softmax_dtype(dtype, to):
+    x = make_tensor((3, 4, 20), dtype) * 3
+    x[0, 1] = -float("inf")
+    got, _ = run_gems(lambda: torch.ops.aten._safe_softmax(x, 2, to), served=["_safe_softmax.default"])
+    want = torch.ops.aten._safe_softmax(x, 2, to)
+    assert got.dtype == want.dtype
+    assert torch.equal(got[0, 1], torch.zeros(20, dtype=got.dtype))
+    assert_close(got, torch.softmax(x.to(to or dtype).double(), 2).nan_to_num(0.0), got.dtype, reduce_len=20)
+
+
+@pytest.mark.parametrize("op", [torch.ops.aten._softmax, torch.ops.aten._log_softmax, torch.ops.aten._safe_softmax])
 @pytest.mark.parametrize("shape, dim", [((3, 4), 2), ((3, 4), -3), ((), 1), ((), -2)])
 def test_softmax_dim_out_of_range_raises_index_error(op, shape, dim):
     """Issue 13 finding 1: an out-of-range dim used to be taken modulo ndim; torch raises IndexError."""
     x = torch.randn(shape)
+    args = (dim,) if op is torch.ops.aten._safe_softmax else (dim, False)
     with pytest.raises(IndexError, match="Dimension out of range"):
-        op(x, dim, False)
+        op(x, *args)
     with pytest.raises(IndexError, match="Dimension out of range"):
-        run_gems(op, x, dim, False)
+        run_gems(op, x, *args)
 
 
 def _autograd_ref(x, g, dim, log):

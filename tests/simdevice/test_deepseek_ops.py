@@ -77,6 +77,18 @@ def _hc_post(g):
             torch.rand(2, 3, hc, generator=g) * 2, torch.rand(2, 3, hc, hc, generator=g))
 
 
+def _fp4_weight(g):
+    # ragged N and K (130 x 288): a partial 128x128 block on both axes; scales spread over 2^8 (exact in FP8)
+    N, K = 130, 288
+    w = torch.randint(0, 256, (N, K // 2), generator=g, dtype=torch.uint8).view(FP4)
+    return w, torch.randint(120, 129, (N, K // 32), generator=g, dtype=torch.uint8).view(E8M0)
+
+
+def _fp8_weight(g):
+    N, K = 130, 200
+    return _fp8((N, K), g), torch.randint(110, 140, (2, 2), generator=g, dtype=torch.uint8).view(E8M0)
+
+
 def _quant_input(g):
     return (torch.randn(3, 256, generator=g) * 4).bfloat16()
 
@@ -98,6 +110,10 @@ CASES = {
     "hc_post": (_hc_post, None, torch.bfloat16),
     "hadamard_transform": (lambda g: ((torch.randn(3, 128, generator=g)).bfloat16(), 128 ** -0.5), None,
                            torch.bfloat16),
+    # exact conversions: the reference check compares bits (no tolerance dtype)
+    "fp4_to_fp8": (_fp4_weight, None, None),
+    "fp8_to_bf16": (_fp8_weight, None, None),
+    "fp4_to_bf16": (_fp4_weight, None, None),
 }
 
 
@@ -121,24 +137,10 @@ def _outputs(result, args, inplace):
     return list(result) if isinstance(result, (tuple, list)) else [result]
 
 
-# C++ wrappers that allocate their outputs with torch.empty(...) on the default (CPU) device instead of the
-# inputs' device: on fgsim the result comes back as a CPU tensor. Known, fixed in the cpp wrappers (phase 2).
-CPP_OUTPUT_ON_HOST = {
-    "act_quant": "flaggems/cpp/quant.py act_quant_cpp", "act_quant_inplace": None,
-    "fp4_act_quant": "flaggems/cpp/quant.py fp4_act_quant_cpp", "fp4_act_quant_inplace": None,
-    "sparse_attn": "flaggems/cpp/attn.py sparse_attn_cpp", "moe_gate": "flaggems/cpp/moe.py moe_gate_cpp",
-    "moe_gate_hash": "flaggems/cpp/moe.py moe_gate_hash_cpp",
-    "hc_split_sinkhorn": "flaggems/cpp/misc.py hc_split_sinkhorn_cpp",
-    "hadamard_transform": "flaggems/cpp/misc.py hadamard_transform_cpp",
-}
-
-
 def _params():
     for name in sorted(CASES):
         for kind in ("cpp", "triton"):
-            where = CPP_OUTPUT_ON_HOST.get(name) if kind == "cpp" else None
-            marks = [pytest.mark.xfail(strict=True, reason=f"{where} allocates its output on the CPU")] if where else []
-            yield pytest.param(name, kind, marks=marks, id=f"{name}-{kind}")
+            yield pytest.param(name, kind, id=f"{name}-{kind}")
 
 
 @pytest.mark.parametrize("name,kind", list(_params()))
@@ -161,8 +163,13 @@ def test_custom_op_on_fgsim(name, kind, fgsim):
     for a, e in zip(got, expected):
         assert a.dtype == e.dtype and a.shape == e.shape
         assert torch.equal(_bits(a), _bits(e)), f"{name} ({impl.kind}) differs between fgsim and cpu"
-    if tol_dtype is not None:  # and the reference (the CPU tests check every case; this checks the wiring)
-        ref_args = tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, cpu_args)
+    # and the reference (the CPU tests check every case; this checks the wiring); exact ops: bit for bit
+    ref_args = tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, cpu_args)
+    if tol_dtype is None and name.startswith(("fp4_to", "fp8_to")):
+        ref = _outputs(entry.reference(*ref_args), ref_args, inplace)
+        for a, r in zip(got, ref):
+            assert a.dtype == r.dtype and torch.equal(_bits(a), _bits(r)), f"{name} ({impl.kind}) vs reference"
+    elif tol_dtype is not None:
         ref = _outputs(entry.reference(*ref_args), ref_args, inplace)
         for a, r in zip(got, ref):
             if a.is_floating_point():
@@ -173,10 +180,7 @@ def test_custom_op_on_fgsim(name, kind, fgsim):
                 assert torch.equal(a.cpu(), r), name
 
 
-@pytest.mark.parametrize("kind", [
-    pytest.param("cpp", marks=pytest.mark.xfail(strict=True, reason=CPP_OUTPUT_ON_HOST["act_quant"]
-                                                 + " allocates its output on the CPU")),
-    "triton"])
+@pytest.mark.parametrize("kind", ["cpp", "triton"])
 def test_compat_shim_runs_on_fgsim(fgsim, kind):
     """flaggems.compat.deepseek_v4 (DeepSeek's kernel.py API) on device tensors: same results as the ops."""
     import flaggems.compat.deepseek_v4 as dsv4

@@ -41,7 +41,6 @@ _FILL_LIKE = ("full.default", "full_like.default", "new_full.default", "fill_.Sc
               "masked_fill_.Scalar", "constant_pad_nd.default", "scatter.value*", "scatter_.value*",
               "clamp_min.default", "clamp_min_.default", "clamp_max.default", "clamp_max_.default",
               "where.Scalar*", "pow.Tensor_Scalar*")
-_CMP_INPLACE = ("eq_.*", "ne_.*", "lt_.*", "le_.*", "gt_.*", "ge_.*", "logical_and_.*", "logical_or_.*")
 _NATIVE_RAISES = r"^native raises"
 _CLASS = r"^exception class"
 _GEMS_RAISES = r"^flaggems raises"
@@ -67,9 +66,6 @@ KNOWN: Tuple[Known, ...] = (
     Known("13.15", ("full.default",), "scalar", r"^fill_value=nan", INTS, _CLASS,
           what="torch.full(..., nan, dtype=int) raises ValueError (torch: RuntimeError)",
           repro=("aten::full.default", "scalar", "int32", "fill_value=nan for torch.int32")),
-    Known("13.18", _CMP_INPLACE, "*", dtypes=("bfloat16",), why=r"InterpreterError",
-          what="in-place comparison / logical ops on bf16 crash in the interpreter fix-up",
-          repro=("aten::gt_.Scalar", "valid", "bfloat16", "base call")),
 
     # ---- new siblings found by the sweep
     # (first match wins: the narrow entries come before the broad ones)
