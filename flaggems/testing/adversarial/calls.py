@@ -132,6 +132,7 @@ SPECS: Dict[str, Dict[str, Template]] = {
     "logical_and": {"other": _ROW}, "logical_or": {"other": _ROW},
     "bitwise_and": {"other": _ROW}, "bitwise_or": {"other": _ROW}, "bitwise_xor": {"other": _ROW},
     "pow": {"exponent": lambda dt, s: "2.5" if dt.is_floating_point else "2"},
+    "pow.Tensor_Tensor": {"exponent": "rand(({M}, {N}), {dt}, seed=2, low=0, high=3)"},
     "clamp": {"min": "-1", "max": "1"},
     "clamp.Tensor": {"min": "rand(({N},), {dt}, seed=2, low=-2, high=0)", "max": "rand(({N},), {dt}, seed=3, low=0, high=2)"},
     "clamp_min": {"min": "0"}, "clamp_max": {"max": "0"},
@@ -147,6 +148,7 @@ SPECS: Dict[str, Dict[str, Template]] = {
     "amax": {"dim": "[1]", "_reduce": "{N}"}, "amin": {"dim": "[1]", "_reduce": "{N}"},
     "aminmax": {"dim": "1"}, "argmax": {"dim": "1"}, "argmin": {"dim": "1"},
     "max": {"dim": "1"}, "min": {"dim": "1"},
+    "div": {"rounding_mode": "'floor'"},
     "mean": {"dim": "[1]", "_reduce": "{M}*{N}"}, "sum": {"dim": "[1]", "_reduce": "{M}*{N}"},
     "cumsum": {"dim": "1", "_reduce": "{N}"},
     "_softmax": {"dim": "1", "half_to_float": "False", "_reduce": "{N}"},
@@ -203,6 +205,12 @@ SPECS: Dict[str, Dict[str, Template]] = {
     "cat": {"tensors": "[rand(({M}, {N}), {dt}, seed=1), rand(({K}, {N}), {dt}, seed=2)]", "dim": "0"},
     "stack": {"tensors": "[rand(({M}, {N}), {dt}, seed=1), rand(({M}, {N}), {dt}, seed=2)]", "dim": "0"},
     "constant_pad_nd": {"pad": "[1, 2]", "value": lambda dt, s: fill_value(dt)},
+    # reflection needs pad < the padded dim: 1 is the widest pad every edge shape (N >= 2) allows
+    "reflection_pad1d": {"padding": "[1, 1]"}, "replication_pad1d": {"padding": "[1, 2]"},
+    "reflection_pad2d": {"self": "rand(({B}, {M}, {N}), {dt}, seed=1)", "padding": "[1, 1, 1, 0]"},
+    "replication_pad2d": {"self": "rand(({B}, {M}, {N}), {dt}, seed=1)", "padding": "[1, 2, 0, 1]"},
+    "reflection_pad3d": {"self": "rand(({B}, 2, {M}, {N}), {dt}, seed=1)", "padding": "[1, 1, 0, 1, 1, 0]"},
+    "replication_pad3d": {"self": "rand(({B}, 2, {M}, {N}), {dt}, seed=1)", "padding": "[1, 2, 0, 1, 1, 0]"},
     # factories
     "arange": {"end": "{M}*{N}", "start": "-2", "dtype": "{dt}"},
     "arange.start_step": {"start": "1", "end": "{M}*{N}", "step": "2", "dtype": "{dt}"},
