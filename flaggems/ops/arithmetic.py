@@ -41,8 +41,15 @@ def _sub_unit(a, b, c):
     return a - b
 
 
+def _sub_bool(a, b):
+    # torch's sub_check refuses a bool operand (tensor or wrapped Python bool) whatever the result dtype
+    if any(x.dtype is torch.bool if isinstance(x, torch.Tensor) else isinstance(x, bool) for x in (a, b)):
+        return "bool operand (torch raises)"
+    return None
+
+
 @elementwise("sub", DEFAULT, arity=2, dtypes=ALL, results=NUMERIC, overloads=TENSOR_SCALAR, alpha=True,
-             unit_alpha=_sub_unit)
+             unit_alpha=_sub_unit, extra=_sub_bool)
 @triton.jit
 def _sub(a, b, c):
     if a.dtype.is_floating():

@@ -98,6 +98,13 @@ def _clamp_inplace_supports(x, lo=None, hi=None):
         return r
     if not torch.can_cast(_clamp_dtype(x, lo, hi), x.dtype):
         return "in-place dtype"
+    bounds = [b.shape for b in (lo, hi) if isinstance(b, torch.Tensor)]
+    try:
+        beyond = bool(bounds) and tuple(torch.broadcast_shapes(x.shape, *bounds)) != tuple(x.shape)
+    except RuntimeError:
+        beyond = True
+    if beyond:
+        return "bounds broadcast beyond self (torch raises)"
     return ew.out_ok(x, x.shape, tuple(b for b in (lo, hi) if isinstance(b, torch.Tensor)))
 
 

@@ -8,6 +8,8 @@ histc:    bin = trunc((x - min) * bins / (max - min)) for min <= x <= max (x == 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import triton
 import triton.language as tl
@@ -98,6 +100,8 @@ def _histc_supports(self, bins=100, min=0, max=0, *, out=None):
         return f"dtype {self.dtype}"
     if bins <= 0:
         return "bins <= 0 (torch raises)"
+    if not (math.isfinite(min) and math.isfinite(max)):
+        return "range not finite (torch raises)"
     if not min < max:
         return "min >= max: range from the data"
     if out is not None:

@@ -50,10 +50,6 @@ KNOWN: Tuple[Known, ...] = (
 
     # ---- new siblings found by the sweep
     # (first match wins: the narrow entries come before the broad ones)
-    Known("S10", ("sub.Scalar", "sub_.Scalar"), "scalar", dtypes=("bool",), why=_NATIVE_RAISES,
-          what="sub on a bool tensor with a number returns a value; torch raises 'Subtraction ... with a bool "
-               "tensor is not supported'",
-          repro=("aten::sub.Scalar", "scalar", "bool", "other=2 overflows torch.bool")),
     Known("S7", ("constant_pad_nd.default",), "scalar", r"^value=0\.5", ("bool",), r"^result",
           what="constant_pad_nd on bool with value 0.5 pads False (torch pads True: nonzero is True)",
           repro=("aten::constant_pad_nd.default", "scalar", "bool", "value=0.5 (float) for torch.bool")),
@@ -63,9 +59,6 @@ KNOWN: Tuple[Known, ...] = (
           what="out= that overlaps itself (expanded) or partly overlaps an input is written; torch raises "
                "'unsupported operation: ... refer to a single memory location'",
           repro=("aten::mm.out", "overlap", "float32", "out= expanded (self-overlapping)")),
-    Known("S9", ("histc.default",), "nonfinite", r"^(min|max)=-?inf", why=_NATIVE_RAISES,
-          what="histc with an infinite min/max returns counts; torch raises 'range of [...] is not finite'",
-          repro=("aten::histc.default", "nonfinite", "float32", "min=-inf")),
     Known("S12", ("_grouped_mm.default",), "*", dtypes=("float32", "bfloat16", "float16"), why=_NATIVE_RAISES,
           sibling_of="13.13",
           what="_grouped_mm accepts operands torch's input validation rejects (N=0 or K=0, expanded or "
@@ -80,11 +73,6 @@ KNOWN: Tuple[Known, ...] = (
     Known("S14", ("amax.*", "amin.*", "aminmax.*"), "opinfo_error", why=_NATIVE_RAISES,
           what="amax/aminmax over a 65-dim tensor return a value; torch raises 'only tensors with up to 64 dims'",
           repro=Call("aten::amax.default", ("rand((1,) * 65, torch.float32, seed=1)", "[0]"))),
-    Known("S15", ("clamp_min_.Tensor", "clamp_max_.Tensor"), "opinfo", why=_NATIVE_RAISES,
-          what="in-place clamp_min_/clamp_max_ on an empty self whose broadcast with the bound is larger returns "
-               "self; torch raises 'output with shape [0, 1, 3] doesn't match the broadcast shape [0, 10, 3]'",
-          repro=Call("aten::clamp_max_.Tensor", ("rand((0, 1, 3), torch.float32, seed=1)",
-                                                 "rand((0, 10, 3), torch.float32, seed=2)"))),
 )
 
 
