@@ -48,6 +48,22 @@ _GEMS_RAISES = r"^flaggems raises"
 KNOWN: Tuple[Known, ...] = (
     # ---- issue 13's own findings, rediscovered: all fixed (their regression tests live beside each fix)
 
+    # ---- the parts of fixed findings' patterns that the full sweep still finds (their main cases are fixed)
+    Known("S1", ("index_add*", "addmv*", "constant_pad_nd.*", "scatter.value*", "scatter_.value*", "where.Scalar*",
+                 "div.Scalar*"),
+          "scalar", r"overflows", why=_NATIVE_RAISES + "|^flaggems raises", sibling_of="13.3",
+          what="a Python scalar that overflows the dtype is still accepted by index_add/addmv (alpha, beta), "
+               "constant_pad_nd / scatter (value), where (scalar) and div (int64 divisor)",
+          repro=("aten::constant_pad_nd.default", "scalar", "int8", "value=300 overflows torch.int8")),
+    Known("S3", ("constant_pad_nd.*",), "scalar", r"=nan for", why=_CLASS + "|^flaggems raises",
+          sibling_of="13.15",
+          what="constant_pad_nd with a NaN value for an integer/bool self raises ValueError (torch: RuntimeError, "
+               "or pads True for bool)",
+          repro=("aten::constant_pad_nd.default", "scalar", "int32", "value=nan for torch.int32")),
+    Known("13.7", ("baddbmm.*", "baddbmm_.*"), "nonfinite", r"^alpha=0 with NaN",
+          what="baddbmm with alpha == 0 ignores the product (the BLAS rule flaggems follows everywhere); torch's CPU "
+               "baddbmm propagates NaN from batch1/batch2 for small shapes and not for large ones",
+          repro=("aten::baddbmm.default", "nonfinite", "float32", "alpha=0 with NaN in batch1")),
     # ---- new siblings found by the sweep
     # (first match wins: the narrow entries come before the broad ones)
     Known("S7", ("constant_pad_nd.default",), "scalar", r"^value=0\.5", ("bool",), r"^result",
