@@ -152,7 +152,7 @@ def test_autotune_real_kernel_under_interpreter(monkeypatch, tmp_path):
     monkeypatch.setenv("FLAGGEMS_AUTOTUNE", "1")
     monkeypatch.setattr(autotune, "_CACHE", TuneCache(str(tmp_path / "mm.json")))
     monkeypatch.setattr(autotune, "_MEM", {})
-    monkeypatch.setattr(autotune, "candidates", lambda name, default: [
+    monkeypatch.setattr(autotune, "candidates", lambda name, default, dtype=None: [
         {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16, "GROUP_M": 1},
         {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}])
     a, b = torch.randn(40, 24), torch.randn(24, 36)

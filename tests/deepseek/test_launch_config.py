@@ -53,6 +53,15 @@ def _zeros(*shape, dtype=F32):
     return torch.zeros(shape, dtype=dtype)
 
 
+def _unrun_output_ok(call):
+    """The hash gate's launcher looks at its output under the interpreter (poisoned rows -> ValueError); with the
+    kernel replaced by a recorder that output is uninitialised memory, so only that error is expected."""
+    try:
+        call()
+    except ValueError as e:
+        assert str(e).startswith("moe_gate_hash:"), e
+
+
 def _sparse_attn(b, m, h, d, n, k, dtype):
     return lambda: SA.sparse_attn_triton(_zeros(b, m, h, d, dtype=dtype), _zeros(b, n, d, dtype=dtype),
                                          _zeros(h), _zeros(b, m, k, dtype=torch.int32), 0.1)
@@ -92,8 +101,8 @@ CALLS = {
     "hc_post_hc8": _hc_post((70,), 8, 300),
     "moe_gate_decode": lambda: MG.moe_gate_triton(_zeros(1, 256), _zeros(256), 6),
     "moe_gate_prefill": lambda: MG.moe_gate_triton(_zeros(5000, 384), _zeros(384), 6),
-    "moe_gate_hash": lambda: MG.moe_gate_hash_triton(_zeros(100, 64), _zeros(30, 8, dtype=torch.int32),
-                                                     _zeros(100, dtype=torch.int64)),
+    "moe_gate_hash": lambda: _unrun_output_ok(lambda: MG.moe_gate_hash_triton(
+        _zeros(100, 64), _zeros(30, 8, dtype=torch.int32), _zeros(100, dtype=torch.int64))),
     "hadamard_n8": lambda: HD.hadamard_transform_triton(_zeros(1000, 8, dtype=BF16)),
     "hadamard_n128": lambda: HD.hadamard_transform_triton(_zeros(1000, 128, dtype=BF16)),
     "hadamard_n32768": lambda: HD.hadamard_transform_triton(_zeros(2, 32768)),
