@@ -98,14 +98,13 @@ def _clamp_inplace_supports(x, lo=None, hi=None):
         return r
     if not torch.can_cast(_clamp_dtype(x, lo, hi), x.dtype):
         return "in-place dtype"
-    bounds = [b.shape for b in (lo, hi) if isinstance(b, torch.Tensor)]
+    bounds = tuple(b for b in (lo, hi) if isinstance(b, torch.Tensor))
     try:
-        beyond = bool(bounds) and tuple(torch.broadcast_shapes(x.shape, *bounds)) != tuple(x.shape)
+        shape = torch.broadcast_shapes(x.shape, *[b.shape for b in bounds])
     except RuntimeError:
-        beyond = True
-    if beyond:
-        return "bounds broadcast beyond self (torch raises)"
-    return ew.out_ok(x, x.shape, tuple(b for b in (lo, hi) if isinstance(b, torch.Tensor)))
+        return "bounds do not broadcast with self (torch raises)"
+    # self must hold the broadcast result, as for every in-place op of the pointwise family
+    return ew.out_ok(x, shape, bounds)
 
 
 @implement(["aten::clamp.default", "aten::clamp.Tensor"], kind="triton", dtypes=NUMERIC, supports=_clamp_supports)
